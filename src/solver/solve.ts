@@ -55,7 +55,8 @@ export function solve(input: SolveInput, engine: MilpEngine, options: SolveOptio
   }
 
   let proven = sol.outcome === 'optimal';
-  const improved = improveByDroppingReplicas(problem, candidate, engine);
+  const deadline = started + problem.timeLimitMs;
+  const improved = proven ? improveByDroppingReplicas(problem, candidate, engine, () => deadline - now()) : candidate;
   if (improved !== candidate) {
     // The engine called something optimal that a one-replica move beats: keep the better point, drop the claim.
     proven = false;
@@ -86,7 +87,7 @@ function extract(p: Problem, layout: ModelLayout, x: Float64Array): Candidate | 
   const replicas: number[] = [];
   for (let g = 0; g < p.gpus.length; g++) {
     const v = x[layout.replicaCol(g)] ?? NaN;
-    const r = Math.round(v);
+    const r = Math.round(v) || 0; // never -0
     if (!(Math.abs(v - r) <= INTEGRAL_TOL)) return `engine returned non-integral replicas ${v} for ${p.gpus[g]?.id}`;
     replicas.push(r);
   }
@@ -113,21 +114,21 @@ const objectiveOf = (p: Problem, replicas: number[]) => p.gpus.reduce((acc, gpu,
 /**
  * Local optimality check: for each type, would one replica fewer still carry the workload at a lower
  * objective? Feasibility of a fixed replica vector is a small LP (or, sliced, a small IP). A hit means the
- * engine's optimum was wrong; we take the better point and keep looking.
+ * engine's optimum was wrong; we take the better point and keep looking. Bounded by the solve's time limit.
  */
-function improveByDroppingReplicas(p: Problem, start: Candidate, engine: MilpEngine): Candidate {
+function improveByDroppingReplicas(p: Problem, start: Candidate, engine: MilpEngine, remainingMs: () => number): Candidate {
   let best = start;
   let improved = true;
   while (improved) {
     improved = false;
-    for (let g = 0; g < p.gpus.length; g++) {
+    for (let g = 0; g < p.gpus.length && remainingMs() > 0; g++) {
       const trial = [...best.replicas];
       if ((trial[g] ?? 0) <= (p.gpus[g]?.min ?? 0)) continue;
       trial[g] = trial[g]! - 1;
       if (objectiveOf(p, trial) >= objectiveOf(p, best.replicas) - 1e-12) continue;
       const layout = buildModel(p, trial);
-      const sol = engine.solve(layout.model, { timeLimitMs: p.timeLimitMs });
-      if (sol.outcome !== 'optimal' || !sol.x) continue;
+      const sol = engine.solve(layout.model, { timeLimitMs: remainingMs() });
+      if (!sol.x || (sol.outcome !== 'optimal' && sol.outcome !== 'limit-with-incumbent')) continue;
       const cand = extract(p, layout, sol.x);
       if (typeof cand !== 'string' && verifyCandidate(p, cand).length === 0) {
         best = cand;
