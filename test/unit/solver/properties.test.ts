@@ -114,5 +114,4 @@ describe('solver properties (fast-check)', () => {
       expect(r.message).toContain('g0 ≤ 1');
     }), { numRuns: 40, seed: 5 });
   });
-  });
 });
