@@ -32,6 +32,8 @@ export interface MilpSolution {
   /** Proven lower bound on the optimum (MIP dual bound). */
   dualBound?: number;
   message?: string;
+  /** How the engine solved it, e.g. `mip` or `lp-branch-and-bound`; reported in solve stats. */
+  method?: string;
 }
 
 export interface MilpSolveOptions {

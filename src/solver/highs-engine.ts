@@ -1,4 +1,5 @@
 import highsModule, { type Highs, type VariableType } from 'highs';
+import { branchAndBound, type LpSession } from './branch-and-bound.js';
 import type { MilpEngine, MilpModel, MilpSolution, MilpSolveOptions } from './engine.js';
 
 // Settings decided by measurement (see README "Solver"): presolve in HiGHS 1.15 returned a wrong "optimal"
@@ -11,6 +12,8 @@ const HIGHS_OPTIONS = {
 } as const;
 
 const MODEL_STATUS = { optimal: 7, infeasible: 8, unboundedOrInfeasible: 9 } as const;
+/** Up to this many integer columns our LP branch and bound beats HiGHS's MIP machinery (measured; README). */
+export const BNB_MAX_INTEGER_COLUMNS = 48;
 const LIMIT_STATUSES = new Set([11, 12, 13, 14, 16, 17]);
 
 let loading: Promise<MilpEngine> | undefined;
@@ -34,8 +37,20 @@ class HighsEngine implements MilpEngine {
   }
 
   solve(m: MilpModel, options: MilpSolveOptions): MilpSolution {
+    const integers = m.integer.reduce((n, v) => n + v, 0);
+    if (integers <= BNB_MAX_INTEGER_COLUMNS) {
+      return this.withModel(m, false, (model) => {
+        const session = lpSession(this.highs, model);
+        const sol = integers === 0 ? lpOnly(session, options.timeLimitMs) : branchAndBound(m, session, options.timeLimitMs);
+        return { ...sol, method: integers === 0 ? 'lp' : 'lp-branch-and-bound' };
+      });
+    }
+    return this.withModel(m, true, (model) => ({ ...this.runMip(model, options), method: 'mip' }));
+  }
+
+  private withModel(m: MilpModel, integral: boolean, body: (model: HighsModel) => MilpSolution): MilpSolution {
     const h = this.highs;
-    let model: ReturnType<Highs['createModel']> | undefined;
+    let model: HighsModel | undefined;
     try {
       model = h.createModel({
         numCols: m.numCols,
@@ -47,29 +62,52 @@ class HighsEngine implements MilpEngine {
         rowLower: m.rowLower,
         rowUpper: m.rowUpper,
         matrix: { format: 'csr', numRows: m.numRows, numCols: m.numCols, starts: m.rowStarts, indices: m.colIndex, values: m.values },
-        integrality: Int32Array.from(m.integer) as unknown as readonly VariableType[],
+        ...(integral ? { integrality: Int32Array.from(m.integer) as unknown as readonly VariableType[] } : {}),
       });
-      model.options.set({ ...HIGHS_OPTIONS, time_limit: Math.max(0.001, options.timeLimitMs / 1000) });
-      const { modelStatus } = model.run();
-      const hasPrimal = Number(model.info.get('primal_solution_status')) === 2;
-      const isMip = m.integer.some((v) => v === 1);
-      const dualBound = isMip ? Number(model.info.get('mip_dual_bound')) : undefined;
-      const withPoint = () => ({ x: model!.getSolution().colValue, objective: model!.getObjectiveValue(), dualBound });
-      if (modelStatus === MODEL_STATUS.optimal && hasPrimal) {
-        const sol = withPoint();
-        return { outcome: 'optimal', ...sol, dualBound: dualBound ?? sol.objective };
-      }
-      if (modelStatus === MODEL_STATUS.infeasible || modelStatus === MODEL_STATUS.unboundedOrInfeasible) {
-        return { outcome: 'infeasible' };
-      }
-      if (LIMIT_STATUSES.has(modelStatus)) {
-        return hasPrimal ? { outcome: 'limit-with-incumbent', ...withPoint() } : { outcome: 'limit-no-incumbent' };
-      }
-      return { outcome: 'error', message: `HiGHS model status ${modelStatus}` };
+      model.options.set(HIGHS_OPTIONS);
+      return body(model);
     } catch (err) {
       return { outcome: 'error', message: `HiGHS failed: ${err instanceof Error ? err.message : String(err)}` };
     } finally {
       model?.dispose();
     }
   }
+
+  private runMip(model: HighsModel, options: MilpSolveOptions): MilpSolution {
+    model.options.set({ time_limit: Math.max(0.001, options.timeLimitMs / 1000) });
+    const { modelStatus } = model.run();
+    const hasPrimal = Number(model.info.get('primal_solution_status')) === 2;
+    const dualBound = Number(model.info.get('mip_dual_bound'));
+    const point = () => ({ x: model.getSolution().colValue, objective: model.getObjectiveValue(), dualBound });
+    if (modelStatus === MODEL_STATUS.optimal && hasPrimal) return { outcome: 'optimal', ...point() };
+    if (modelStatus === MODEL_STATUS.infeasible || modelStatus === MODEL_STATUS.unboundedOrInfeasible) return { outcome: 'infeasible' };
+    if (LIMIT_STATUSES.has(modelStatus)) return hasPrimal ? { outcome: 'limit-with-incumbent', ...point() } : { outcome: 'limit-no-incumbent' };
+    return { outcome: 'error', message: `HiGHS model status ${modelStatus}` };
+  }
+}
+
+type HighsModel = ReturnType<Highs['createModel']>;
+
+function lpSession(h: Highs, model: HighsModel): LpSession {
+  return {
+    setColBounds: (col, lower, upper) => { model.changeColBounds(col, lower, upper); },
+    solve: (timeLimitMs) => {
+      model.options.set({ time_limit: Math.max(0.001, timeLimitMs / 1000) });
+      const { modelStatus } = model.run();
+      if (modelStatus === MODEL_STATUS.optimal) {
+        return { status: 'optimal', x: model.getSolution().colValue, objective: model.getObjectiveValue() };
+      }
+      if (modelStatus === MODEL_STATUS.infeasible || modelStatus === MODEL_STATUS.unboundedOrInfeasible) return { status: 'infeasible' };
+      if (LIMIT_STATUSES.has(modelStatus)) return { status: 'limit' };
+      return { status: 'error', message: `HiGHS LP status ${modelStatus} (${h.version.string})` };
+    },
+  };
+}
+
+function lpOnly(session: LpSession, timeLimitMs: number): MilpSolution {
+  const r = session.solve(timeLimitMs);
+  if (r.status === 'optimal') return { outcome: 'optimal', x: r.x!, objective: r.objective!, dualBound: r.objective! };
+  if (r.status === 'infeasible') return { outcome: 'infeasible' };
+  if (r.status === 'limit') return { outcome: 'limit-no-incumbent' };
+  return { outcome: 'error', message: r.message ?? 'LP failed' };
 }

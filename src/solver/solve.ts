@@ -34,11 +34,12 @@ export function solve(input: SolveInput, engine: MilpEngine, options: SolveOptio
   if ('kind' in problem) return problemFailure(problem, stats('infeasible'));
   const baselines = singleTypeBaselines(problem, input.buckets);
   const layout = buildModel(problem);
-  const size = { variables: layout.model.numCols, constraints: layout.model.numRows };
+  const size: Partial<SolveStats> = { variables: layout.model.numCols, constraints: layout.model.numRows };
   const fail = (f: Omit<SolveFailure, 'baselines' | 'stats'>): SolveFailure =>
     ({ ...f, baselines, stats: stats(f.status, size) });
 
   const sol = engine.solve(layout.model, { timeLimitMs: problem.timeLimitMs });
+  if (sol.method) size.method = sol.method;
   if (sol.outcome === 'infeasible') return fail(capacityExhausted(problem));
   if (sol.outcome === 'limit-no-incumbent') {
     return fail({ status: 'error', reason: 'Timeout', message: `no allocation found within ${problem.timeLimitMs} ms` });

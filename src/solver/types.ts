@@ -70,6 +70,8 @@ export type SolveStatus = 'optimal' | 'feasible-with-gap' | 'infeasible' | 'erro
 
 export interface SolveStats {
   engine: string;
+  /** How the engine solved it: `lp-branch-and-bound` (few integers), `mip` (HiGHS MIP), `lp`. */
+  method?: string;
   mode: SolveMode;
   sliceFactor?: number;
   status: SolveStatus;

@@ -1,0 +1,50 @@
+import { readFileSync } from 'node:fs';
+import { EXIT, processIo, UsageError, type Io } from './io.js';
+import { ManifestError } from './manifests.js';
+import { planCommand } from './plan.js';
+
+const USAGE = `melangectl: serve an LLM on the cheapest mix of GPU types that meets its SLO (Mélange).
+
+Commands:
+  plan        solve the cheapest GPU mix for an LLMService manifest, offline
+  version     print the version
+
+Run 'melangectl <command> --help' for a command's flags.`;
+
+type Command = (argv: string[], io: Io) => Promise<number>;
+
+const commands: Record<string, Command> = {
+  plan: planCommand,
+  version: async (_argv, io) => {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+    io.out(pkg.version);
+    return EXIT.ok;
+  },
+};
+
+/** Runs one CLI invocation and returns its exit code; never calls process.exit itself. */
+export async function main(argv: string[], io: Io = processIo): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    io.out(USAGE);
+    return name === undefined ? EXIT.usage : EXIT.ok;
+  }
+  const command = commands[name];
+  if (!command) {
+    io.err(`melangectl: unknown command "${name}"\n\n${USAGE}`);
+    return EXIT.usage;
+  }
+  try {
+    return await command(rest, io);
+  } catch (err) {
+    if (err instanceof ManifestError) {
+      for (const line of err.lines) io.err(line);
+      return EXIT.usage;
+    }
+    if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      io.err(`melangectl ${name}: ${(err as Error).message}`);
+      return EXIT.usage;
+    }
+    throw err;
+  }
+}
