@@ -74,6 +74,9 @@ export function branchAndBound(model: MilpModel, lp: LpSession, timeLimitMs: num
   if (open.length === 0) return { outcome: 'optimal', x: best.x, objective: best.objective, dualBound: best.objective };
   return { outcome: 'limit-with-incumbent', x: best.x, objective: best.objective, dualBound: Math.min(openBound, best.objective) };
 
+  // Round every fractional integer up (more capacity never hurts the Mélange model), then walk each integer
+  // down while the LP with all integers fixed stays feasible, most expensive column first. A near-optimal
+  // incumbent this early prunes most of the tree.
   function tryRoundUp(node: Node, x: Float64Array): void {
     const lo = node.lo.slice();
     const hi = node.hi.slice();
@@ -81,10 +84,23 @@ export function branchAndBound(model: MilpModel, lp: LpSession, timeLimitMs: num
       const v = Math.min(hi[i]!, Math.ceil(x[intCols[i]!]! - INTEGRALITY_TOL));
       lo[i] = v; hi[i] = v;
     }
-    const r = evaluate(lo, hi);
-    if (r.status === 'optimal' && r.x && r.objective !== undefined && !incumbentBeats(r.objective)) {
-      best = { x: r.x, objective: r.objective };
+    let r = evaluate(lo, hi);
+    if (r.status !== 'optimal' || !r.x || r.objective === undefined) return;
+    let point = { x: r.x, objective: r.objective };
+    const order = intCols.map((_, i) => i).sort((a, b) => model.colCost[intCols[b]!]! - model.colCost[intCols[a]!]!);
+    for (const i of order) {
+      while (lo[i]! > node.lo[i]! && now() < deadline) {
+        lo[i] = hi[i] = lo[i]! - 1;
+        r = evaluate(lo, hi);
+        if (r.status === 'optimal' && r.x && r.objective !== undefined && r.objective < point.objective) {
+          point = { x: r.x, objective: r.objective };
+        } else {
+          lo[i] = hi[i] = lo[i]! + 1;
+          break;
+        }
+      }
     }
+    if (!incumbentBeats(point.objective)) best = point;
   }
 }
 
