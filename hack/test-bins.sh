@@ -13,18 +13,32 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 log() { printf '[test-bins] %s\n' "$*" >&2; }
 
-if ! command -v go >/dev/null 2>&1; then
+root="${MELANGE_TEST_BIN_ROOT:-$HOME/.cache/melange-operator/test-bins}"
+have_go=0; command -v go >/dev/null 2>&1 && have_go=1
+if [ $have_go = 1 ]; then
+  goos=$(go env GOOS); goarch=$(go env GOARCH); goversion=$(go env GOVERSION)
+else
+  goos=$(uname -s | tr '[:upper:]' '[:lower:]')
+  case "$(uname -m)" in x86_64) goarch=amd64 ;; aarch64|arm64) goarch=arm64 ;; *) goarch=$(uname -m) ;; esac
+  goversion=
+fi
+prefix="k8s-${K8S_VERSION}_etcd-${ETCD_VERSION}_kwok-${KWOK_VERSION}_helm-${HELM_VERSION}_${goos}-${goarch}"
+if [ $have_go = 1 ]; then
+  bin="$root/${prefix}_${goversion}"
+  if [ -f "$bin/.complete" ]; then echo "$bin"; exit 0; fi
+else
+  # Warm machine without Go: any complete set of the pinned versions will do (the binaries are static).
+  for d in $(ls -1d "$root/${prefix}_go"* 2>/dev/null | sort -r); do
+    if [ -f "$d/.complete" ]; then echo "$d"; exit 0; fi
+  done
+fi
+if [ "${1:-}" = "--print" ]; then exit 1; fi
+if [ $have_go = 0 ]; then
   log "Go is required to build the test control plane (kube-apiserver, etcd, ...) from Go modules."
   log "Install Go >= 1.26 (e.g. 'apt-get install golang-1.26' or from the Go module proxy toolchain) and re-run."
   exit 3
 fi
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS="-trimpath -buildvcs=false"
-root="${MELANGE_TEST_BIN_ROOT:-$HOME/.cache/melange-operator/test-bins}"
-goversion=$(go env GOVERSION)
-key="k8s-${K8S_VERSION}_etcd-${ETCD_VERSION}_kwok-${KWOK_VERSION}_helm-${HELM_VERSION}_$(go env GOOS)-$(go env GOARCH)_${goversion}"
-bin="$root/$key"
-if [ -f "$bin/.complete" ]; then echo "$bin"; exit 0; fi
-if [ "${1:-}" = "--print" ]; then exit 1; fi
 
 # Keep all Go state for these builds in one prunable place, outside the project tree.
 export GOMODCACHE="${GOMODCACHE_OVERRIDE:-$root/gomod}" GOCACHE="$root/gobuild"
@@ -89,6 +103,7 @@ build_kwok
 build_helm
 "$out/kube-apiserver" --version >&2
 cp "$here/versions.env" "$out/versions.env"
+echo "build_seconds=$(( $(date +%s) - start )) built_at=$(date -u +%Y-%m-%dT%H:%M:%SZ) go=$goversion" > "$out/BUILD_INFO"
 ( cd "$out" && sha256sum etcd kube-* kubectl kwok helm > SHA256SUMS )
 touch "$out/.complete"
 rm -rf "$bin"; mv -T "$out" "$bin"; trap - EXIT
