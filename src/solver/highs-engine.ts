@@ -92,6 +92,7 @@ function lpSession(h: Highs, model: HighsModel): LpSession {
   return {
     setColBounds: (col, lower, upper) => { model.changeColBounds(col, lower, upper); },
     solve: (timeLimitMs) => {
+      model.zeroAllClocks(); // time_limit is cumulative over run() calls on one model; each re-solve gets its own budget
       model.options.set({ time_limit: Math.max(0.001, timeLimitMs / 1000) });
       const { modelStatus } = model.run();
       if (modelStatus === MODEL_STATUS.optimal) {
