@@ -38,6 +38,8 @@ export interface MilpSolution {
 
 export interface MilpSolveOptions {
   timeLimitMs: number;
+  /** A feasible point to start from (a MIP start); engines may ignore it. */
+  start?: Float64Array;
 }
 
 export interface MilpEngine {

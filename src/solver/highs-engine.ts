@@ -75,6 +75,7 @@ class HighsEngine implements MilpEngine {
 
   private runMip(model: HighsModel, options: MilpSolveOptions): MilpSolution {
     model.options.set({ time_limit: Math.max(0.001, options.timeLimitMs / 1000) });
+    if (options.start) model.setSolution({ colValue: options.start });
     const { modelStatus } = model.run();
     const hasPrimal = Number(model.info.get('primal_solution_status')) === 2;
     const dualBound = Number(model.info.get('mip_dual_bound'));

@@ -3,6 +3,7 @@ import { buildModel, type ModelLayout } from './model.js';
 import { buildProblem, type Problem, type ProblemError } from './problem.js';
 import { singleTypeBaselines } from './baselines.js';
 import { loadsOf, verifyCandidate, type Candidate } from './verify.js';
+import { roundToSlices, toColumns } from './sliced-start.js';
 import type {
   Baseline, BucketSplit, SolveFailure, SolveInput, SolveResult, SolveStats, SolveSuccess, TypeAllocation,
 } from './types.js';
@@ -38,7 +39,26 @@ export function solve(input: SolveInput, engine: MilpEngine, options: SolveOptio
   const fail = (f: Omit<SolveFailure, 'baselines' | 'stats'>): SolveFailure =>
     ({ ...f, baselines, stats: stats(f.status, size) });
 
-  const sol = engine.solve(layout.model, { timeLimitMs: problem.timeLimitMs });
+  let start: Float64Array | undefined;
+  let relaxedBound: number | undefined;
+  if (problem.mode === 'sliced') {
+    const relaxed = solveRelaxation(problem, engine);
+    if (relaxed === 'infeasible') return fail(capacityExhausted(problem));
+    if (relaxed) {
+      relaxedBound = relaxed.bound;
+      if (relaxed.start && objectiveOf(problem, relaxed.start.replicas) <= relaxed.bound + boundTol(relaxed.bound)) {
+        // The rounded split already costs the proven lower bound: optimal without a MIP.
+        size.method = 'fractional-bound';
+        return success(problem, relaxed.start, baselines, { outcome: 'optimal', dualBound: relaxed.bound }, true, stats, size);
+      }
+      if (relaxed.start) start = toColumns(problem, layout, relaxed.start);
+    }
+  }
+
+  const engineSol = engine.solve(layout.model, { timeLimitMs: Math.max(1, started + problem.timeLimitMs - now()), ...(start ? { start } : {}) });
+  // The fractional optimum bounds every slice factor from below, however the MIP itself ended.
+  const sol = relaxedBound === undefined ? engineSol
+    : { ...engineSol, dualBound: Math.max(engineSol.dualBound ?? -Infinity, relaxedBound) };
   if (sol.method) size.method = sol.method;
   if (sol.outcome === 'infeasible') return fail(capacityExhausted(problem));
   if (sol.outcome === 'limit-no-incumbent') {
@@ -55,15 +75,32 @@ export function solve(input: SolveInput, engine: MilpEngine, options: SolveOptio
     return fail({ status: 'error', reason: 'SolverError', message: `engine allocation fails verification: ${violations.join('; ')}` });
   }
 
-  let proven = sol.outcome === 'optimal';
+  // At the relaxation's bound nothing can be cheaper, so the one-replica-less check has nothing to find.
+  const atBound = relaxedBound !== undefined && objectiveOf(problem, candidate.replicas) <= relaxedBound + boundTol(relaxedBound);
+  let proven = sol.outcome === 'optimal' || atBound;
   const deadline = started + problem.timeLimitMs;
-  const improved = proven ? improveByDroppingReplicas(problem, candidate, engine, () => deadline - now()) : candidate;
+  const improved = proven && !atBound ? improveByDroppingReplicas(problem, candidate, engine, () => deadline - now()) : candidate;
   if (improved !== candidate) {
     // The engine called something optimal that a one-replica move beats: keep the better point, drop the claim.
     proven = false;
     candidate = improved;
   }
   return success(problem, candidate, baselines, sol, proven, stats, size);
+}
+
+const boundTol = (v: number) => 1e-9 * Math.max(1, Math.abs(v));
+
+/** Solves the fractional relaxation of a sliced problem: its proven optimum and its split rounded to slices. */
+function solveRelaxation(p: Problem, engine: MilpEngine): { bound: number; start?: Candidate } | 'infeasible' | undefined {
+  const relaxed: Problem = { ...p, mode: 'fractional', slices: 1 };
+  const layout = buildModel(relaxed);
+  const sol = engine.solve(layout.model, { timeLimitMs: p.timeLimitMs / 4 });
+  if (sol.outcome === 'infeasible') return 'infeasible';
+  if (sol.outcome !== 'optimal' || !sol.x || sol.dualBound === undefined) return undefined;
+  const fractional = extract(relaxed, layout, sol.x);
+  if (typeof fractional === 'string') return { bound: sol.dualBound };
+  const start = roundToSlices(p, fractional);
+  return start && verifyCandidate(p, start).length === 0 ? { bound: sol.dualBound, start } : { bound: sol.dualBound };
 }
 
 function problemFailure(e: ProblemError, stats: SolveStats): SolveFailure {
