@@ -6,8 +6,45 @@ import type { Candidate } from './verify.js';
 // slices usually costs nothing or one replica. So the sliced solve starts from that rounding: when it
 // already matches the bound it is optimal with no MIP at all; otherwise it is the MIP's first incumbent.
 
-/** Largest-remainder rounding of each bucket's shares to multiples of 1/S, then replicas sized to fit. */
+/**
+ * Rounds the fractional split to whole slices. First tries to keep the fractional replica counts (then the
+ * rounding costs nothing and is optimal): whole slices stay where they are and the leftover slices are packed,
+ * largest first, onto the type with the most spare capacity. If that does not fit, falls back to largest-
+ * remainder rounding with replicas sized up to fit.
+ */
 export function roundToSlices(p: Problem, fractional: Candidate): Candidate | undefined {
+  return packAtReplicas(p, fractional) ?? roundUp(p, fractional);
+}
+
+const servable = (p: Problem, k: number, g: number) => (p.gpus[g]?.tput[k] ?? 0) > 0 && (p.gpus[g]?.max ?? 0) > 0;
+
+function packAtReplicas(p: Problem, fractional: Candidate): Candidate | undefined {
+  const S = p.slices;
+  const n = p.buckets.map((_, k) => p.gpus.map((_, g) => (servable(p, k, g) ? Math.floor((fractional.weights[k]?.[g] ?? 0) * S + 1e-9) : 0)));
+  const spare = p.gpus.map((_, g) => (fractional.replicas[g] ?? 0) - n.reduce((acc, row, k) => acc + (row[g] ?? 0) * fullLoad(p, k, g) / S, 0));
+  const items: Array<{ k: number; size: number }> = [];
+  n.forEach((row, k) => {
+    const left = S - row.reduce((a, b) => a + b, 0);
+    const size = Math.max(...p.gpus.map((_, g) => (servable(p, k, g) ? fullLoad(p, k, g) / S : 0)));
+    for (let i = 0; i < left; i++) items.push({ k, size });
+  });
+  items.sort((a, b) => b.size - a.size);
+  for (const { k } of items) {
+    let pick = -1;
+    let bestSlack = -Infinity;
+    p.gpus.forEach((_, g) => {
+      if (!servable(p, k, g)) return;
+      const slack = spare[g]! - fullLoad(p, k, g) / S;
+      if (slack > bestSlack) { bestSlack = slack; pick = g; }
+    });
+    if (pick < 0 || bestSlack < -1e-9) return undefined;
+    n[k]![pick]! += 1;
+    spare[pick] = bestSlack;
+  }
+  return { replicas: [...fractional.replicas], weights: n.map((row) => row.map((v) => v / S)) };
+}
+
+function roundUp(p: Problem, fractional: Candidate): Candidate | undefined {
   const S = p.slices;
   const weights = p.buckets.map((_, k) => {
     const ideal = p.gpus.map((gpu, g) => ((gpu.tput[k] ?? 0) > 0 && gpu.max > 0 ? (fractional.weights[k]?.[g] ?? 0) * S : 0));
