@@ -2,11 +2,17 @@ import { readFileSync } from 'node:fs';
 import { EXIT, processIo, UsageError, type Io } from './io.js';
 import { ManifestError } from './manifests.js';
 import { planCommand } from './plan.js';
+import { emulateCommand } from './emulate.js';
+import { loadCommand } from './load.js';
+import { routerCommand } from './router.js';
 
 const USAGE = `melangectl: serve an LLM on the cheapest mix of GPU types that meets its SLO (Mélange).
 
 Commands:
   plan        solve the cheapest GPU mix for an LLMService manifest, offline
+  router      run the size-aware OpenAI-compatible router
+  emulate     run a vLLM-like emulator of one GPU type (for tests and demos; no GPU needed)
+  load        send bounded Poisson load to an OpenAI-compatible endpoint and report SLO attainment
   version     print the version
 
 Run 'melangectl <command> --help' for a command's flags.`;
@@ -15,6 +21,9 @@ type Command = (argv: string[], io: Io) => Promise<number>;
 
 const commands: Record<string, Command> = {
   plan: planCommand,
+  emulate: emulateCommand,
+  load: loadCommand,
+  router: (argv, io) => routerCommand(argv, io),
   version: async (_argv, io) => {
     const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
     io.out(pkg.version);

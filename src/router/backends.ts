@@ -1,0 +1,71 @@
+/** The live set of backends per pool, with per-backend in-flight counts (mutable state of the router). */
+import type { BackendView } from './select.js';
+
+export class Backend implements BackendView {
+  inflight = 0;
+  ejectedUntil = 0;
+  /** Still listed by its pool's source (a removed backend may finish its in-flight requests). */
+  listed = true;
+  readonly url: URL;
+  /** host:port, the `backend` metric label. */
+  readonly label: string;
+  constructor(
+    readonly id: string,
+    readonly pool: string,
+  ) {
+    this.url = new URL(id);
+    this.label = this.url.host;
+  }
+}
+
+export class BackendRegistry {
+  private readonly pools = new Map<string, Map<string, Backend>>();
+  private cache: Map<string, Backend[]> | undefined;
+
+  /** Replaces a pool's list; existing Backend objects (and their in-flight counts) are kept. Returns removed ones. */
+  setPool(pool: string, urls: readonly string[]): Backend[] {
+    const prev = this.pools.get(pool) ?? new Map<string, Backend>();
+    const next = new Map<string, Backend>();
+    for (const u of urls) {
+      const b = prev.get(u) ?? new Backend(u, pool);
+      b.listed = true;
+      next.set(u, b);
+    }
+    const removed = [...prev.values()].filter((b) => !next.has(b.id));
+    for (const b of removed) b.listed = false;
+    this.pools.set(pool, next);
+    this.cache = undefined;
+    return removed;
+  }
+
+  removePool(pool: string): Backend[] {
+    const removed = [...(this.pools.get(pool)?.values() ?? [])];
+    for (const b of removed) b.listed = false;
+    this.pools.delete(pool);
+    this.cache = undefined;
+    return removed;
+  }
+
+  /** Ready backends per pool (as the selection functions want them). */
+  byPool(): ReadonlyMap<string, readonly Backend[]> {
+    if (!this.cache) {
+      this.cache = new Map();
+      for (const [pool, m] of this.pools) this.cache.set(pool, [...m.values()]);
+    }
+    return this.cache;
+  }
+
+  readyCounts(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const [pool, m] of this.pools) out.set(pool, m.size);
+    return out;
+  }
+
+  all(): Backend[] {
+    return [...this.pools.values()].flatMap((m) => [...m.values()]);
+  }
+
+  poolNames(): string[] {
+    return [...this.pools.keys()];
+  }
+}

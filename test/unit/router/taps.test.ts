@@ -1,0 +1,75 @@
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { describe, expect, it } from 'vitest';
+import { eventData, eventEnd, JsonTap, SseTap } from '../../../src/router/taps.js';
+
+async function through(tap: SseTap | JsonTap, chunks: (string | Buffer)[]): Promise<string> {
+  const out: Buffer[] = [];
+  await pipeline(
+    Readable.from(chunks.map((c) => (typeof c === 'string' ? Buffer.from(c) : c))),
+    tap,
+    new Writable({ write(c: Buffer, _e, cb) { out.push(c); cb(); } }),
+  );
+  return Buffer.concat(out).toString('utf8');
+}
+
+const chunk = (o: unknown) => `data: ${JSON.stringify(o)}\n\n`;
+const usageChunk = chunk({ choices: [], usage: { prompt_tokens: 120, completion_tokens: 7, total_tokens: 127 } });
+
+describe('SSE parsing helpers', () => {
+  it('finds event ends for \\n\\n and \\r\\n\\r\\n', () => {
+    expect(eventEnd('data: a\n\ndata: b')).toBe(9);
+    expect(eventEnd('data: a\r\n\r\n')).toBe(11);
+    expect(eventEnd('data: a\n')).toBe(-1);
+    expect(eventData('event: x\ndata: a\ndata: b\n\n')).toBe('a\nb');
+    expect(eventData(': keepalive\n\n')).toBeUndefined();
+  });
+});
+
+describe('SseTap', () => {
+  it('forwards every event in order, byte for byte, across arbitrary chunk splits (incl. inside UTF-8)', async () => {
+    const events = [chunk({ choices: [{ text: 'héllo ✓' }] }), ': comment\n\n', chunk({ choices: [{ text: '世界' }] }), usageChunk, 'data: [DONE]\n\n'];
+    const whole = Buffer.from(events.join(''));
+    const pieces: Buffer[] = [];
+    for (let i = 0; i < whole.length; i += 3) pieces.push(whole.subarray(i, i + 3));
+    const tap = new SseTap({ stripUsageChunk: false });
+    expect(await through(tap, pieces)).toBe(whole.toString('utf8'));
+    expect(tap.usage).toEqual({ promptTokens: 120, completionTokens: 7 });
+    expect(tap.events).toBe(4);
+  });
+  it('strips the usage-only chunk when asked, keeping its numbers', async () => {
+    const tap = new SseTap({ stripUsageChunk: true });
+    const body = [chunk({ choices: [{ text: 'a' }], usage: null }), usageChunk, 'data: [DONE]\n\n'];
+    expect(await through(tap, body)).toBe(body[0]! + body[2]!);
+    expect(tap.usage).toEqual({ promptTokens: 120, completionTokens: 7 });
+  });
+  it('never strips a chunk that carries choices, even with usage', async () => {
+    const tap = new SseTap({ stripUsageChunk: true });
+    const c = chunk({ choices: [{ text: 'a' }], usage: { prompt_tokens: 1, completion_tokens: 1 } });
+    expect(await through(tap, [c])).toBe(c);
+    expect(tap.usage).toEqual({ promptTokens: 1, completionTokens: 1 });
+  });
+  it('forwards a trailing unterminated event at the end', async () => {
+    expect(await through(new SseTap({ stripUsageChunk: true }), ['data: [DONE]'])).toBe('data: [DONE]');
+  });
+  it('calls onFirstEvent once, on the first data event', async () => {
+    let n = 0;
+    await through(new SseTap({ stripUsageChunk: false, onFirstEvent: () => n++ }), [': ping\n\n', chunk({ a: 1 }), chunk({ a: 2 })]);
+    expect(n).toBe(1);
+  });
+});
+
+describe('JsonTap', () => {
+  it('forwards the body unchanged and reads usage', async () => {
+    const body = JSON.stringify({ choices: [{ text: 'x' }], usage: { prompt_tokens: 3, completion_tokens: 4 } });
+    const tap = new JsonTap(1024);
+    expect(await through(tap, [body.slice(0, 10), body.slice(10)])).toBe(body);
+    expect(tap.usage).toEqual({ promptTokens: 3, completionTokens: 4 });
+  });
+  it('a body over the copy limit is still forwarded; its usage is unknown', async () => {
+    const body = JSON.stringify({ pad: 'x'.repeat(100), usage: { prompt_tokens: 3, completion_tokens: 4 } });
+    const tap = new JsonTap(50);
+    expect(await through(tap, [body])).toBe(body);
+    expect(tap.usage).toBeUndefined();
+  });
+});
