@@ -4,12 +4,14 @@ import { ManifestError } from './manifests.js';
 import { planCommand } from './plan.js';
 import { emulateCommand } from './emulate.js';
 import { loadCommand } from './load.js';
+import { controllerCommand } from './controller.js';
 import { routerCommand } from './router.js';
 
 const USAGE = `melangectl: serve an LLM on the cheapest mix of GPU types that meets its SLO (Mélange).
 
 Commands:
   plan        solve the cheapest GPU mix for an LLMService manifest, offline
+  controller  run the operator (reconcile LLMServices into per-GPU-type Deployments)
   router      run the size-aware OpenAI-compatible router
   emulate     run a vLLM-like emulator of one GPU type (for tests and demos; no GPU needed)
   load        send bounded Poisson load to an OpenAI-compatible endpoint and report SLO attainment
@@ -23,6 +25,7 @@ const commands: Record<string, Command> = {
   plan: planCommand,
   emulate: emulateCommand,
   load: loadCommand,
+  controller: controllerCommand,
   router: (argv, io) => routerCommand(argv, io),
   version: async (_argv, io) => {
     const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };

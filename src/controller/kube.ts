@@ -1,0 +1,76 @@
+import {
+  ApiException,
+  AppsV1Api,
+  CoordinationV1Api,
+  CustomObjectsApi,
+  EventsV1Api,
+  KubeConfig,
+  PatchStrategy,
+  setHeaderOptions,
+} from '@kubernetes/client-node';
+
+// Client construction and error helpers, restricted to the API surface client-node 1.4 and 2.x share
+// (object-parameter methods, ApiException.code, watch errors carrying statusCode).
+
+/**
+ * `path` (the --kubeconfig flag) wins; otherwise $KUBECONFIG / ~/.kube/config, and in a pod without
+ * KUBECONFIG the in-cluster service account (its token file is re-read, so bound-token rotation works).
+ */
+export function loadKubeConfig(path?: string, env: NodeJS.ProcessEnv = process.env): KubeConfig {
+  const kc = new KubeConfig();
+  if (path) kc.loadFromFile(path);
+  else if (env.KUBERNETES_SERVICE_HOST && !env.KUBECONFIG) kc.loadFromCluster();
+  else kc.loadFromDefault();
+  return kc;
+}
+
+export interface KubeClients {
+  kc: KubeConfig;
+  apps: AppsV1Api;
+  custom: CustomObjectsApi;
+  coordination: CoordinationV1Api;
+  events: EventsV1Api;
+}
+
+export const makeClients = (kc: KubeConfig): KubeClients => ({
+  kc,
+  apps: kc.makeApiClient(AppsV1Api),
+  custom: kc.makeApiClient(CustomObjectsApi),
+  coordination: kc.makeApiClient(CoordinationV1Api),
+  events: kc.makeApiClient(EventsV1Api),
+});
+
+/** Per-call options: `application/apply-patch+yaml` (the JSON body is valid YAML). */
+export const serverSideApply = () => setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply);
+/** Per-call options: `application/merge-patch+json`. */
+export const mergePatch = () => setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+
+/** HTTP status of an API error (ApiException.code) or of a watch/informer error (statusCode). */
+export function httpStatusOf(err: unknown): number | undefined {
+  if (err instanceof ApiException) return err.code;
+  if (typeof err === 'object' && err !== null && 'statusCode' in err) {
+    const s = (err as { statusCode: unknown }).statusCode;
+    return typeof s === 'number' ? s : undefined;
+  }
+  return undefined;
+}
+
+export const isNotFound = (e: unknown) => httpStatusOf(e) === 404;
+export const isConflict = (e: unknown) => httpStatusOf(e) === 409;
+
+/** The API server's own message from a metav1.Status body (ApiException.body is raw JSON text). */
+export function apiMessageOf(err: unknown): string {
+  if (err instanceof ApiException) {
+    const body: unknown = err.body;
+    if (typeof body === 'string') {
+      try {
+        const parsed = JSON.parse(body) as { message?: unknown };
+        if (typeof parsed.message === 'string') return `HTTP ${err.code}: ${parsed.message}`;
+      } catch {
+        /* not JSON: fall through */
+      }
+    }
+    return `HTTP ${err.code}`;
+  }
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,181 @@
+import { API_VERSION, LLMSERVICE_KIND, LLMServiceConditionTypes as C, isConditionTrue, parseLLMService, parseMoney, type LLMService } from '../api/index.js';
+import type { SolveInput, SolveResult } from '../solver/index.js';
+import { totalOf } from './allocation.js';
+import { APPLIED_HASH_ANNOTATION } from './constants.js';
+import { buildDeployment } from './desired.js';
+import type { EventSink } from './events.js';
+import { apiMessageOf, httpStatusOf } from './kube.js';
+import type { Logger } from './logger.js';
+import { forgetService, type Metrics } from './metrics.js';
+import { noticesFor } from './notices.js';
+import { Planner } from './planner.js';
+import { buildStatus, mergePatchOf, statusEqual } from './status.js';
+import { planTransition, type TransitionPlan } from './transition.js';
+import type { ClusterView, ObservedDeployment } from './view.js';
+import type { ReconcileResult } from './workqueue.js';
+import type { ClusterWriter } from './writer.js';
+import type { WorkloadSource } from './workload.js';
+
+// One level-triggered pass over one LLMService: read the snapshot, plan (planner.ts: workload, instance,
+// memoised solve), plan the transition, apply Deployments, write status if it changed, emit events on
+// transitions. Idempotent: running it twice on the same world makes no second write. Everything it talks to
+// is injected.
+
+export interface ReconcilerDeps {
+  view: ClusterView;
+  writer: ClusterWriter;
+  events: EventSink;
+  workload: WorkloadSource;
+  solve: (input: SolveInput) => Promise<SolveResult>;
+  log: Logger;
+  now?: () => Date;
+  metrics?: Metrics;
+}
+
+/** A status we wrote that the cache has not caught up with yet (client-go's "mutation cache"). */
+interface Written {
+  fromRV: string;
+  rv: string | undefined;
+  status: unknown;
+}
+
+type Obj = Record<string, unknown>;
+
+export class Reconciler {
+  private readonly planner: Planner;
+  private readonly written = new Map<string, Written>();
+  private readonly now: () => Date;
+
+  constructor(private readonly deps: ReconcilerDeps) {
+    this.now = deps.now ?? (() => new Date());
+    this.planner = new Planner({ workload: deps.workload, solve: deps.solve, ...(deps.metrics ? { metrics: deps.metrics } : {}) });
+  }
+
+  async reconcile(key: string, log: Logger = this.deps.log): Promise<ReconcileResult> {
+    const slash = key.indexOf('/');
+    const namespace = key.slice(0, slash);
+    const name = key.slice(slash + 1);
+    const raw = this.deps.view.service(namespace, name) as Obj | undefined;
+    if (!raw) {
+      this.planner.forget(key);
+      this.written.delete(key);
+      if (this.deps.metrics) forgetService(this.deps.metrics, namespace, name);
+      log.debug('LLMService gone; nothing to do (its Deployments are garbage-collected)');
+      return {};
+    }
+    const svc = this.parse(raw, log);
+    if (!svc) return {};
+    if (svc.metadata.deletionTimestamp) return {};
+
+    // Our own last status write wins over a cache that has not seen it yet.
+    const cachedRv = svc.metadata.resourceVersion ?? '';
+    const w = this.written.get(key);
+    let rv: string | undefined = cachedRv;
+    let prev = svc.status;
+    if (w && w.fromRV === cachedRv) {
+      rv = w.rv;
+      prev = w.status as typeof prev; // the API server's answer to our own patch
+    } else this.written.delete(key);
+
+    const now = this.now();
+    const generation = svc.metadata.generation ?? 0;
+    const observed = this.deps.view.deployments(namespace, svc.metadata.uid ?? '');
+    const current = prev?.allocation ? Object.fromEntries(prev.allocation.map((a) => [a.pool, a.replicas])) : undefined;
+    const refs = { profiles: this.deps.view.profiles(namespace), pools: this.deps.view.pools() };
+    const { outcome, metrics, nextSolveInMs } = await this.planner.plan(key, svc, refs, current, now, log);
+
+    // Plan and apply. A held outcome never touches a Deployment (never scale anything because of bad input).
+    let transition: TransitionPlan | undefined;
+    let applyError: string | undefined;
+    const after: ObservedDeployment[] = observed.map((o) => ({ ...o }));
+    if (outcome.kind === 'allocated') {
+      transition = planTransition(outcome.decision.replicas, observed);
+      applyError = await this.apply(svc, transition, observed, after, log);
+    } else if (current) {
+      transition = planTransition(current, observed);
+    }
+
+    const next = buildStatus(prev, { generation, now, metrics, outcome, observed: after, ...(transition ? { transition } : {}), ...(applyError ? { applyError } : {}) });
+    if (!statusEqual(prev, next)) {
+      const res = await this.deps.writer.patchServiceStatus(namespace, name, rv, mergePatchOf(prev ?? {}, next));
+      this.written.set(key, { fromRV: cachedRv, rv: res.resourceVersion, status: res.status ?? next });
+      log.info({ ready: isConditionTrue(next.conditions, C.Ready), mix: next.mix, costPerHour: next.costPerHour, observedGeneration: generation }, 'status updated');
+      for (const n of noticesFor(prev, next)) await this.deps.events.emit(this.refOf(svc), n.type, n.reason, n.action, n.note);
+    } else log.debug('status unchanged; no write');
+    this.record(namespace, name, next);
+    return { requeueAfterMs: nextSolveInMs };
+  }
+
+  private parse(raw: Obj, log: Logger): LLMService | undefined {
+    const r = parseLLMService(raw, { strict: false });
+    if (r.ok) return r.value;
+    // A status we cannot read (older operator, hand edits) is rebuilt from scratch rather than blocking.
+    const { status: _s, ...rest } = raw;
+    const bare = parseLLMService(rest, { strict: false });
+    if (bare.ok) {
+      log.warn({ errors: r.errors }, 'ignoring an unreadable status; it will be rewritten');
+      return bare.value;
+    }
+    log.error({ errors: bare.errors }, 'LLMService does not match the schema; skipping it');
+    return undefined;
+  }
+
+  /** Applies the planned replicas; returns a user-facing error if the API server rejected a Deployment. */
+  private async apply(svc: LLMService, plan: TransitionPlan, observed: readonly ObservedDeployment[], after: ObservedDeployment[], log: Logger): Promise<string | undefined> {
+    const pools = this.deps.view.pools();
+    const errors: string[] = [];
+    for (const [poolName, replicas] of Object.entries(plan.replicas)) {
+      const existing = observed.find((o) => o.pool === poolName);
+      if (!existing && replicas === 0) continue; // only types with replicas, or previously created
+      const option = svc.spec.gpus.find((g) => g.pool === poolName);
+      const pool = pools.find((p) => p.metadata.name === poolName);
+      if (!option || !pool) {
+        // A pool dropped from spec.gpus: its Deployment only scales (to 0 once the new capacity is ready).
+        if (existing && existing.replicas !== replicas) {
+          await this.deps.writer.scaleDeployment(svc.metadata.namespace ?? 'default', existing.name, replicas);
+          log.info({ deployment: existing.name, replicas }, 'scaled Deployment of a pool no longer in spec.gpus');
+        }
+        continue;
+      }
+      const desired = buildDeployment({ service: svc, pool, gpusPerReplica: option.gpusPerReplica, replicas });
+      if (existing && existing.appliedHash === desired.metadata.annotations[APPLIED_HASH_ANNOTATION] && existing.replicas === replicas) continue;
+      try {
+        await this.deps.writer.applyDeployment(desired);
+      } catch (err) {
+        const code = httpStatusOf(err);
+        // 400/422: the template itself is invalid; retrying will not help until the spec changes.
+        if (code === 400 || code === 422) {
+          errors.push(`Deployment ${desired.metadata.name}: ${apiMessageOf(err)}`);
+          continue;
+        }
+        throw err;
+      }
+      log.info({ deployment: desired.metadata.name, replicas, from: existing?.replicas ?? null }, existing ? 'applied Deployment' : 'created Deployment');
+      const i = after.findIndex((o) => o.pool === poolName);
+      const updated = { ...(existing ?? { name: desired.metadata.name, pool: poolName, readyReplicas: 0, observed: false }), exists: true, replicas };
+      if (i >= 0) after[i] = updated;
+      else after.push(updated);
+    }
+    return errors.length > 0 ? errors.join('; ') : undefined;
+  }
+
+  private refOf(svc: LLMService) {
+    return {
+      apiVersion: API_VERSION,
+      kind: LLMSERVICE_KIND,
+      name: svc.metadata.name,
+      namespace: svc.metadata.namespace ?? 'default',
+      ...(svc.metadata.uid ? { uid: svc.metadata.uid } : {}),
+    };
+  }
+
+  private record(namespace: string, name: string, s: NonNullable<LLMService['status']>): void {
+    const m = this.deps.metrics;
+    if (!m) return;
+    const labels = { namespace, name };
+    if (s.costPerHour !== undefined) m.cost.set(labels, parseMoney(s.costPerHour));
+    if (s.savingsPercent !== undefined) m.savings.set(labels, Number(s.savingsPercent));
+    if (s.allocation) m.replicas.set(labels, totalOf(Object.fromEntries(s.allocation.map((a) => [a.pool, a.replicas]))));
+    m.ready.set(labels, isConditionTrue(s.conditions, C.Ready) ? 1 : 0);
+  }
+}

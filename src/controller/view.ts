@@ -1,0 +1,105 @@
+import type { V1Deployment } from '@kubernetes/client-node';
+import { parseGPUPool, parseGPUProfile, type GPUPool, type GPUProfile } from '../api/index.js';
+import { APPLIED_HASH_ANNOTATION, LABELS } from './constants.js';
+import type { Informer } from './informer.js';
+import type { PoolObservation } from './transition.js';
+
+// The reconciler's read model: a synced snapshot of the cluster, read from informer caches (never from the
+// API per reconcile). Everything crosses this boundary parsed with the same zod schemas as the CRDs.
+
+export interface ObservedDeployment extends PoolObservation {
+  name: string;
+  /** melange.dev/applied-hash as last applied (undefined if someone else created it). */
+  appliedHash?: string;
+}
+
+export interface ClusterView {
+  /** The raw LLMService from the cache (parse before use), or undefined if gone. */
+  service(namespace: string, name: string): unknown;
+  profiles(namespace: string): GPUProfile[];
+  pools(): GPUPool[];
+  /** Deployments controlled by the LLMService with this uid. */
+  deployments(namespace: string, ownerUid: string): ObservedDeployment[];
+}
+
+/** Parses cached objects once per resourceVersion. */
+class ParseCache<T> {
+  private readonly byUid = new Map<string, { rv: string; value: T | undefined }>();
+  constructor(private readonly parse: (o: unknown) => T | undefined) {}
+  get(o: { metadata?: { uid?: string; resourceVersion?: string } }): T | undefined {
+    const uid = o.metadata?.uid ?? '';
+    const rv = o.metadata?.resourceVersion ?? '';
+    const hit = this.byUid.get(uid);
+    if (hit && hit.rv === rv) return hit.value;
+    const value = this.parse(o);
+    this.byUid.set(uid, { rv, value });
+    return value;
+  }
+  retain(live: ReadonlySet<string>): void {
+    for (const uid of this.byUid.keys()) if (!live.has(uid)) this.byUid.delete(uid);
+  }
+}
+
+export interface Caches {
+  services: Informer<{ metadata?: { name?: string; namespace?: string } }>;
+  profiles: Informer<{ metadata?: { uid?: string; resourceVersion?: string } }>;
+  pools: Informer<{ metadata?: { uid?: string; resourceVersion?: string } }>;
+  deployments: Informer<V1Deployment>;
+}
+
+export class InformerView implements ClusterView {
+  private readonly profileCache = new ParseCache<GPUProfile>((o) => {
+    const r = parseGPUProfile(o, { strict: false });
+    if (!r.ok) this.onInvalid('GPUProfile', o, r.errors.map((e) => `${e.path}: ${e.message}`).join('; '));
+    return r.ok ? r.value : undefined;
+  });
+  private readonly poolCache = new ParseCache<GPUPool>((o) => {
+    const r = parseGPUPool(o, { strict: false });
+    if (!r.ok) this.onInvalid('GPUPool', o, r.errors.map((e) => `${e.path}: ${e.message}`).join('; '));
+    return r.ok ? r.value : undefined;
+  });
+
+  constructor(
+    private readonly caches: Caches,
+    private readonly onInvalid: (kind: string, obj: unknown, errors: string) => void = () => {},
+  ) {}
+
+  service(namespace: string, name: string): unknown {
+    return this.caches.services.get(name, namespace);
+  }
+
+  profiles(namespace: string): GPUProfile[] {
+    return this.caches.profiles.list(namespace).flatMap((o) => this.profileCache.get(o) ?? []);
+  }
+
+  pools(): GPUPool[] {
+    return this.caches.pools.list().flatMap((o) => this.poolCache.get(o) ?? []);
+  }
+
+  deployments(namespace: string, ownerUid: string): ObservedDeployment[] {
+    return this.caches.deployments
+      .list(namespace)
+      .filter((d) => d.metadata?.ownerReferences?.some((r) => r.controller && r.uid === ownerUid))
+      .map(observeDeployment);
+  }
+
+  /** Forget parsed objects that left the caches (called now and then by the manager). */
+  prune(): void {
+    const uids = (inf: Informer<{ metadata?: { uid?: string } }>) => new Set(inf.list().map((o) => o.metadata?.uid ?? ''));
+    this.profileCache.retain(uids(this.caches.profiles));
+    this.poolCache.retain(uids(this.caches.pools));
+  }
+}
+
+export function observeDeployment(d: V1Deployment): ObservedDeployment {
+  const hash = d.metadata?.annotations?.[APPLIED_HASH_ANNOTATION];
+  return {
+    name: d.metadata?.name ?? '',
+    pool: d.metadata?.labels?.[LABELS.pool] ?? '',
+    exists: true,
+    replicas: d.spec?.replicas ?? 1,
+    readyReplicas: d.status?.readyReplicas ?? 0,
+    observed: (d.status?.observedGeneration ?? -1) >= (d.metadata?.generation ?? 0),
+    ...(hash ? { appliedHash: hash } : {}),
+  };
+}

@@ -1,0 +1,239 @@
+import { describe, expect, it } from 'vitest';
+import { findCondition, type GPUPool, type GPUProfile } from '../../../src/api/index.js';
+import type { DeploymentManifest } from '../../../src/controller/desired.js';
+import type { EventSink } from '../../../src/controller/events.js';
+import { createLogger } from '../../../src/controller/logger.js';
+import { createMetrics } from '../../../src/controller/metrics.js';
+import { Reconciler } from '../../../src/controller/reconciler.js';
+import type { ClusterView, ObservedDeployment } from '../../../src/controller/view.js';
+import { WorkQueue, runWorkers } from '../../../src/controller/workqueue.js';
+import { WorkloadSources } from '../../../src/controller/workload.js';
+import type { ClusterWriter } from '../../../src/controller/writer.js';
+import { loadHighsEngine, solve, type SolveInput, type SolveResult } from '../../../src/solver/index.js';
+import { POOLS, PROFILES, service } from './fixtures.js';
+
+const engine = await loadHighsEngine();
+type Obj = Record<string, unknown>;
+
+/** A tiny in-memory cluster: the view the reconciler reads and the writer it writes through. */
+class World implements ClusterWriter, EventSink {
+  svc: Obj | undefined;
+  rv = 10;
+  poolList: GPUPool[] = [...POOLS];
+  profilesList: GPUProfile[] = [...PROFILES];
+  deps = new Map<string, ObservedDeployment>();
+  applies: DeploymentManifest[] = [];
+  scales: Array<[string, number]> = [];
+  patches: Obj[] = [];
+  events: Array<{ type: string; reason: string; note: string }> = [];
+  conflictOnce = false;
+  /** Whether status writes show up in the view right away (a synced cache) or not (a lagging one). */
+  cacheFollowsWrites = true;
+
+  constructor() {
+    this.svc = JSON.parse(JSON.stringify(service())) as Obj;
+  }
+  service(): unknown {
+    return this.svc ? structuredClone(this.svc) : undefined;
+  }
+  profiles(): GPUProfile[] {
+    return this.profilesList;
+  }
+  pools(): GPUPool[] {
+    return this.poolList;
+  }
+  deployments(): ObservedDeployment[] {
+    return [...this.deps.values()];
+  }
+  async applyDeployment(d: DeploymentManifest): Promise<void> {
+    this.applies.push(d);
+    const pool = d.metadata.labels['melange.dev/pool']!;
+    const prev = this.deps.get(pool);
+    this.deps.set(pool, { name: d.metadata.name, pool, exists: true, replicas: d.spec.replicas, readyReplicas: prev?.readyReplicas ?? 0, observed: true, appliedHash: d.metadata.annotations['melange.dev/applied-hash']! });
+  }
+  async scaleDeployment(_ns: string, name: string, replicas: number): Promise<void> {
+    this.scales.push([name, replicas]);
+  }
+  async patchServiceStatus(_ns: string, _name: string, resourceVersion: string | undefined, patch: unknown) {
+    if (this.conflictOnce) {
+      this.conflictOnce = false;
+      throw Object.assign(new Error('the object has been modified'), { statusCode: 409 });
+    }
+    const meta = this.svc!.metadata as Obj;
+    if (resourceVersion !== undefined && resourceVersion !== String(meta.resourceVersion) && resourceVersion !== String(this.rv)) {
+      throw Object.assign(new Error('conflict'), { statusCode: 409 });
+    }
+    this.patches.push(patch as Obj);
+    const status = applyMerge(this.svc!.status, patch) as Obj;
+    this.rv++;
+    if (this.cacheFollowsWrites) this.svc = { ...this.svc, metadata: { ...meta, resourceVersion: String(this.rv) }, status };
+    return { resourceVersion: String(this.rv), status };
+  }
+  async emit(_ref: unknown, type: string, reason: string, _action: string, note: string): Promise<void> {
+    this.events.push({ type, reason, note });
+  }
+  readyAll(): void {
+    for (const d of this.deps.values()) d.readyReplicas = d.replicas;
+  }
+  editSpec(spec: Obj): void {
+    const meta = this.svc!.metadata as Obj;
+    this.svc = { ...this.svc, metadata: { ...meta, generation: Number(meta.generation) + 1, resourceVersion: String(++this.rv) }, spec: { ...(this.svc!.spec as Obj), ...spec } };
+  }
+}
+
+function applyMerge(target: unknown, patch: unknown): unknown {
+  if (typeof patch !== 'object' || patch === null || Array.isArray(patch)) return patch;
+  const out: Obj = typeof target === 'object' && target !== null && !Array.isArray(target) ? { ...(target as Obj) } : {};
+  for (const [k, v] of Object.entries(patch as Obj)) {
+    if (v === null) delete out[k];
+    else out[k] = applyMerge(out[k], v);
+  }
+  return out;
+}
+
+function setup(opts: { solve?: (i: SolveInput) => Promise<SolveResult>; now?: () => Date } = {}) {
+  const world = new World();
+  let solves = 0;
+  const metrics = createMetrics({ defaultMetrics: false });
+  const view: ClusterView = { service: () => world.service(), profiles: () => world.profiles(), pools: () => world.pools(), deployments: () => world.deployments() };
+  const r = new Reconciler({
+    view,
+    writer: world,
+    events: world,
+    workload: new WorkloadSources(),
+    solve: async (i) => {
+      solves++;
+      return opts.solve ? opts.solve(i) : solve(i, engine);
+    },
+    log: createLogger('silent'),
+    metrics,
+    ...(opts.now ? { now: opts.now } : {}),
+  });
+  return { world, r, metrics, solves: () => solves };
+}
+
+const cond = (w: World, type: string) => findCondition((w.svc?.status as { conditions?: never[] } | undefined)?.conditions, type);
+
+describe('Reconciler', () => {
+  it('first pass: creates a Deployment per GPU type with replicas, writes status, emits AllocationChanged', async () => {
+    const { world, r } = setup();
+    const res = await r.reconcile('ml/chat');
+    expect(world.applies.map((d) => [d.metadata.name, d.spec.replicas])).toEqual(
+      [...world.deps.values()].map((d) => [d.name, d.replicas]),
+    );
+    expect(world.applies.every((d) => d.spec.replicas > 0)).toBe(true);
+    expect(world.patches).toHaveLength(1);
+    expect(cond(world, 'Solved')).toMatchObject({ status: 'True', reason: 'Optimal' });
+    expect(cond(world, 'Ready')).toMatchObject({ status: 'False', reason: 'WaitingForReplicas' });
+    expect(world.events.map((e) => e.reason)).toEqual(['AllocationChanged']);
+    expect(res.requeueAfterMs).toBe(60_000);
+  });
+
+  it('is level-triggered and idempotent: the same world twice makes no second write and no second solve', async () => {
+    const { world, r, solves } = setup();
+    await r.reconcile('ml/chat');
+    world.readyAll();
+    await r.reconcile('ml/chat');
+    expect(cond(world, 'Ready')).toMatchObject({ status: 'True' });
+    expect(world.events.map((e) => e.reason)).toEqual(['AllocationChanged', 'CapacityReady']);
+    const [applies, patches] = [world.applies.length, world.patches.length];
+    await r.reconcile('ml/chat');
+    await r.reconcile('ml/chat');
+    expect(world.applies.length).toBe(applies); // applied hash + replicas equal: nothing to send
+    expect(world.patches.length).toBe(patches); // status equal: nothing to write
+    expect(solves()).toBe(1); // identical instance: the deterministic solver is not re-run
+  });
+
+  it('re-solves at once when the spec changes, and observedGeneration follows', async () => {
+    const { world, r, solves } = setup();
+    await r.reconcile('ml/chat');
+    world.readyAll();
+    await r.reconcile('ml/chat');
+    world.editSpec({ workload: { source: 'Static', static: { requestsPerSecond: 40, distribution: [[8, 1], [1, 0]] } } });
+    const before = solves();
+    await r.reconcile('ml/chat');
+    expect(solves()).toBeGreaterThan(before); // the optimum, plus a pinned check of the current allocation (hysteresis)
+    const st = world.svc!.status as { observedGeneration: number; workload: { requestsPerSecond: number } };
+    expect(st.observedGeneration).toBe(2);
+    expect(st.workload.requestsPerSecond).toBe(40);
+    expect(cond(world, 'Solved')?.observedGeneration).toBe(2);
+  });
+
+  it('bad references hold: Ready=False PoolNotFound, no Deployment touched, a Warning event', async () => {
+    const { world, r } = setup();
+    await r.reconcile('ml/chat');
+    world.readyAll();
+    await r.reconcile('ml/chat');
+    const applies = world.applies.length;
+    world.poolList = world.poolList.filter((p) => p.metadata.name !== 'big');
+    await r.reconcile('ml/chat');
+    expect(world.applies.length).toBe(applies);
+    expect(world.scales).toEqual([]);
+    expect(cond(world, 'Ready')).toMatchObject({ status: 'False', reason: 'PoolNotFound' });
+    expect(cond(world, 'Ready')?.message).toMatch(/GPUPool "big" not found.*Keeping the last allocation/);
+    expect(world.events.at(-1)).toMatchObject({ type: 'Warning', reason: 'PoolNotFound' });
+  });
+
+  it('a solver timeout keeps the last allocation, says so, and retries on the next interval', async () => {
+    let t = Date.parse('2026-11-28T10:00:00Z');
+    let fail = false;
+    const { world, r, solves } = setup({
+      now: () => new Date(t),
+      solve: async (i) =>
+        fail
+          ? { status: 'error', reason: 'Timeout', message: 'solve exceeded its 10000 ms deadline', baselines: [], stats: { engine: 'highs', mode: 'fractional', status: 'error', ms: 10_000, variables: 0, constraints: 0 } }
+          : solve(i, engine),
+    });
+    await r.reconcile('ml/chat');
+    world.readyAll();
+    await r.reconcile('ml/chat');
+    const mix = (world.svc!.status as { mix: string }).mix;
+    fail = true;
+    world.editSpec({ workload: { source: 'Static', static: { requestsPerSecond: 12, distribution: [[8, 1], [1, 0]] } } });
+    await r.reconcile('ml/chat');
+    expect(cond(world, 'Solved')).toMatchObject({ status: 'False', reason: 'Timeout' });
+    expect(cond(world, 'Degraded')).toMatchObject({ status: 'True', reason: 'Timeout' });
+    expect((world.svc!.status as { mix: string }).mix).toBe(mix);
+    const n = solves();
+    await r.reconcile('ml/chat');
+    expect(solves()).toBe(n); // not before the interval
+    t += 60_000;
+    fail = false;
+    await r.reconcile('ml/chat');
+    expect(solves()).toBe(n + 1);
+    expect(cond(world, 'Solved')).toMatchObject({ status: 'True' });
+  });
+
+  it('a 409 on the status write fails the reconcile and the work queue retries it', async () => {
+    const { world, r } = setup();
+    world.conflictOnce = true;
+    const q = new WorkQueue();
+    const errors: unknown[] = [];
+    const done = runWorkers({ queue: q, concurrency: 1, reconcile: (k) => r.reconcile(k).then(() => ({})), onError: (_k, e) => errors.push(e) });
+    q.add('ml/chat');
+    await new Promise((res) => setTimeout(res, 300));
+    q.shutDown();
+    await done;
+    expect(errors).toHaveLength(1);
+    expect(world.patches).toHaveLength(1);
+    expect(cond(world, 'Solved')?.status).toBe('True');
+  });
+
+  it('does not rewrite status from a cache that has not seen its own last write', async () => {
+    const { world, r } = setup();
+    world.cacheFollowsWrites = false;
+    await r.reconcile('ml/chat');
+    expect(world.patches).toHaveLength(1);
+    await r.reconcile('ml/chat'); // the view still shows the old object
+    expect(world.patches).toHaveLength(1);
+  });
+
+  it('a deleted service is forgotten (metrics series removed)', async () => {
+    const { world, r, metrics } = setup();
+    await r.reconcile('ml/chat');
+    expect(await metrics.registry.getSingleMetricAsString('llmservice_hourly_cost_dollars')).toMatch(/name="chat"/);
+    world.svc = undefined;
+    expect(await r.reconcile('ml/chat')).toEqual({});
+    expect(await metrics.registry.getSingleMetricAsString('llmservice_hourly_cost_dollars')).not.toMatch(/name="chat"/);
+  });
+});
