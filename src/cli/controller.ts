@@ -16,7 +16,9 @@ import {
   type Endpoint,
   type LogLevel,
 } from '../controller/index.js';
+import { ObservedWorkloadSource, WorkloadSources, unresolvedCredentials } from '../controller/workload.js';
 import { SolverWorker } from '../solver/index.js';
+import { PrometheusWorkloadSource, SpecWorkloadSource } from '../workload/source.js';
 import { EXIT, UsageError, type Io } from './io.js';
 
 export const CONTROLLER_USAGE = `Usage: melangectl controller [flags]
@@ -36,6 +38,9 @@ Runs the operator: reconciles LLMServices into one Deployment per GPU type with 
   --workers N                concurrent reconciles (default 4)
   --rewatch-period D         re-open watches this often (default 5m)
   --shutdown-grace D         time in-flight reconciles get on SIGTERM (default 10s)
+  --prometheus-url URL       Prometheus for services with spec.workload.source: Prometheus (when spec.workload.prometheus.url is unset)
+  --router-image IMAGE       run the size-aware router (melangectl router) from IMAGE for services with spec.router.enabled
+                             (without it, only services that set spec.router.image get a router)
 Durations: 500ms, 30s, 5m, 1h. Addresses: host:port, :port (all interfaces) or 0.`;
 
 export interface ControllerDeps {
@@ -80,6 +85,8 @@ export async function controllerCommand(argv: string[], io: Io, deps: Controller
       workers: { type: 'string', default: '4' },
       'rewatch-period': { type: 'string', default: '5m' },
       'shutdown-grace': { type: 'string', default: '10s' },
+      'prometheus-url': { type: 'string' },
+      'router-image': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -109,6 +116,16 @@ export async function controllerCommand(argv: string[], io: Io, deps: Controller
   const solveDeadlineMs = duration('solve-deadline', values['solve-deadline']);
   const rewatchMs = duration('rewatch-period', values['rewatch-period']);
   const shutdownGraceMs = duration('shutdown-grace', values['shutdown-grace']);
+  const prometheusUrl = values['prometheus-url'];
+  if (prometheusUrl !== undefined) {
+    let u: URL | undefined;
+    try {
+      u = new URL(prometheusUrl);
+    } catch {
+      u = undefined;
+    }
+    if (!u || (u.protocol !== 'http:' && u.protocol !== 'https:')) throw new UsageError(`--prometheus-url: "${prometheusUrl}" is not an http(s) URL`);
+  }
   const namespace = values.namespace ?? env.POD_NAMESPACE ?? readNamespaceFile() ?? 'default';
   const identity = values.identity ?? `${env.POD_NAME ?? hostname()}_${randomBytes(4).toString('hex')}`;
 
@@ -116,6 +133,15 @@ export async function controllerCommand(argv: string[], io: Io, deps: Controller
   const kc = loadKubeConfig(values.kubeconfig, env);
   const metrics = createMetrics();
   const solver = new SolverWorker({ deadlineMs: solveDeadlineMs });
+  const abort = new AbortController();
+  const prometheus = new PrometheusWorkloadSource({
+    ...(prometheusUrl ? { defaultUrl: prometheusUrl } : {}),
+    // Secret references are not resolved yet: that needs `secrets: get` RBAC, which the operator's least-privilege
+    // ClusterRole deliberately lacks (test/unit/controller/deploy.test.ts). Say so instead of querying without them.
+    credentials: unresolvedCredentials,
+    signal: abort.signal,
+  });
+  const workload = new WorkloadSources({ Prometheus: new ObservedWorkloadSource(new SpecWorkloadSource(prometheus)) });
   const manager = new Manager({
     kc,
     log,
@@ -123,12 +149,13 @@ export async function controllerCommand(argv: string[], io: Io, deps: Controller
     solve: (input) => solver.solve(input),
     leaderElection: { enabled: le === 'true', namespace, name: values['leader-election-id'], identity, leaseMs, renewDeadlineMs, retryMs },
     workers,
+    workload,
+    ...(values['router-image'] ? { routerImage: values['router-image'] } : {}),
     rewatchMs,
     shutdownGraceMs,
     ...(values['watch-namespace'] ? { watchNamespace: values['watch-namespace'] } : {}),
   });
 
-  const abort = new AbortController();
   const proc = deps.signals ?? process;
   let signalled = 0;
   const onSignal = (sig: NodeJS.Signals) => {

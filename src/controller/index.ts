@@ -13,10 +13,25 @@ export { planTransition, type PoolObservation, type TransitionPlan, type Shortfa
 export { decideAllocation, withMinTotal, costOf, totalOf, sameReplicas, type AllocationDecision, type Replicas, type DecideArgs } from './allocation.js';
 export { buildStatus, statusEqual, mergePatchOf, type PlanOutcome, type SolveRecord, type StatusInputs } from './status.js';
 export { noticesFor, type Notice } from './notices.js';
-export { StaticWorkloadSource, WorkloadSources, type WorkloadSource, type WorkloadEstimate, type WorkloadSourceName, type MetricsConditionUpdate } from './workload.js';
+export { StaticWorkloadSource, WorkloadSources, ObservedWorkloadSource, defaultBackoffFor, unresolvedCredentials, type WorkloadObserver, type ObservedWorkloadOptions, type WorkloadSource, type WorkloadEstimate, type WorkloadSourceName, type MetricsConditionUpdate } from './workload.js';
 export { InformerView, observeDeployment, type ClusterView, type ObservedDeployment } from './view.js';
 export { KubeWriter, type ClusterWriter } from './writer.js';
 export { Reconciler, type ReconcilerDeps } from './reconciler.js';
 export { Planner, classifyReferenceErrors, type PlanResult, type PlannerDeps } from './planner.js';
 export { Manager, type ManagerOptions, type LeaderElectionOptions } from './manager.js';
-export { OPERATOR_CLUSTER_RULES, LEADER_ELECTION_RULES, type PolicyRule } from './rbac.js';
+export { OPERATOR_CLUSTER_RULES, LEADER_ELECTION_RULES, GPUPOOL_CLUSTER_RULES, type PolicyRule } from './rbac.js';
+// GPU pools
+export { GPUPoolController, kubeGPUPoolClient, type GPUPoolClient, type GPUPoolControllerDeps, type PoolReconcileResult } from './gpupool-controller.js';
+export {
+  buildRouterConfigMap,
+  buildRouterDeployment,
+  buildRouterService,
+  buildPoolService,
+  routerConfig,
+  routedSplit,
+  routerName,
+  poolServiceName,
+  ROUTER_CONFIG_KEY,
+  type CoreManifest,
+  type RouterPool,
+} from './router.js';

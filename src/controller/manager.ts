@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { KubernetesListObject, KubernetesObject, V1Deployment } from '@kubernetes/client-node';
+import { CoreV1Api } from '@kubernetes/client-node';
 import { GROUP, VERSION } from '../api/index.js';
 import type { SolveInput, SolveResult } from '../solver/index.js';
 import { CONTROLLER_NAME, MANAGED_SELECTOR, PLURALS, REPORTING_CONTROLLER } from './constants.js';
@@ -14,6 +15,9 @@ import { InformerView } from './view.js';
 import { WorkQueue, runWorkers } from './workqueue.js';
 import { KubeWriter } from './writer.js';
 import { WorkloadSources, type WorkloadSource } from './workload.js';
+// --- GPU pools (src/controller/gpupool-controller.ts) ---
+import { GPUPoolController, kubeGPUPoolClient } from './gpupool-controller.js';
+// --- end GPU pools ---
 import type { KubeConfig } from '@kubernetes/client-node';
 
 // Wires the pieces (Karpenter's shape): informers are thin triggers that enqueue keys; workers run the
@@ -40,8 +44,14 @@ export interface ManagerOptions {
   watchNamespace?: string;
   workers?: number;
   workload?: WorkloadSource;
+  /** Default image of the router Deployment (--router-image), when spec.router.image is unset. */
+  routerImage?: string;
   /** Re-open watches this often (client-node 1.4 has no watch inactivity timeout). Default 5 min. */
   rewatchMs?: number;
+  // --- GPU pools: opt-in until the CLI exposes it and the chart grants GPUPOOL_CLUSTER_RULES ---
+  /** Run the GPUPool reconciler (sizes node pools; see docs/pools.md). Off when absent. */
+  gpuPools?: { resyncMs?: number };
+  // --- end GPU pools ---
   /** Time in-flight reconciles get to finish on shutdown. Default 10 s. */
   shutdownGraceMs?: number;
 }
@@ -56,6 +66,7 @@ export class Manager {
   private readonly reconciler: Reconciler;
   private readonly log: Logger;
   private workersDone: Promise<void> | undefined;
+  private readonly gpuPools: GPUPoolController | undefined; // GPU pools
 
   constructor(private readonly o: ManagerOptions) {
     this.log = o.log.child({ controller: CONTROLLER_NAME });
@@ -86,13 +97,26 @@ export class Manager {
     );
     this.reconciler = new Reconciler({
       view,
-      writer: new KubeWriter(this.clients),
+      writer: new KubeWriter(this.clients, o.kc.makeApiClient(CoreV1Api)),
+      ...(o.routerImage ? { routerImage: o.routerImage } : {}),
       events,
       workload: o.workload ?? new WorkloadSources(),
       solve: o.solve,
       log: this.log,
       metrics: m,
     });
+    // --- GPU pools (src/controller/gpupool-controller.ts) ---
+    this.gpuPools = o.gpuPools
+      ? new GPUPoolController({
+          pools: () => view.pools(),
+          services: () => this.informers.services.list(),
+          client: kubeGPUPoolClient(o.kc),
+          events,
+          log: o.log.child({ controller: 'gpupool' }),
+          ...(o.gpuPools.resyncMs !== undefined ? { resyncMs: o.gpuPools.resyncMs } : {}),
+        })
+      : undefined;
+    // --- end GPU pools ---
   }
 
   /** Ready = every cache synced (standbys too: they are warm and can take over). */
@@ -145,6 +169,7 @@ export class Manager {
         this.log.error({ llmservice: key, err: apiMessageOf(err), code: httpStatusOf(err), retryInMs }, 'reconcile failed; retrying');
       },
     });
+    this.gpuPools?.start(); // GPU pools
     // Level-triggered: whatever happened while we were standby, every object is looked at once now.
     for (const s of this.informers.services.list()) this.queue.add(keyOf(s));
   }
@@ -174,6 +199,7 @@ export class Manager {
     if (this.workersDone) {
       await withTimeout(this.workersDone, grace).catch(() => this.log.warn({ graceMs: grace }, 'in-flight reconciles did not finish in time'));
     }
+    await this.gpuPools?.stop(); // GPU pools
     await this.stopInformers();
     if (releaseLease && this.elector && (await this.elector.release())) this.log.info('released the leader lease');
     this.o.metrics.leader.set({ name: this.o.leaderElection.name }, 0);

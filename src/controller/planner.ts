@@ -59,7 +59,15 @@ export class Planner {
     const policy = svc.spec.policy;
     const intervalMs = parseDurationMs(policy.solveInterval);
     const estimate = await this.deps.workload.estimate(svc);
-    if (!estimate.ok) return { outcome: { kind: 'held', reason: estimate.reason, message: estimate.message }, metrics: estimate.metrics, nextSolveInMs: intervalMs };
+    // Missing or failing measurements never move the allocation: hold it (MetricsAvailable=False says why) and
+    // come back after the source's back-off. The static fallback only plans a service that has no allocation yet.
+    if (!estimate.ok) {
+      const nextSolveInMs = estimate.retryInMs !== undefined ? Math.max(1000, estimate.retryInMs) : intervalMs;
+      return { outcome: { kind: 'held', reason: estimate.reason, message: estimate.message }, metrics: estimate.metrics, nextSolveInMs };
+    }
+    if (estimate.fallback && current) {
+      return { outcome: { kind: 'held', reason: 'WorkloadUnavailable', message: estimate.metrics.message.replace(/; planning with spec\.workload\.static.*$/, '') }, metrics: estimate.metrics, nextSolveInMs: intervalMs };
+    }
 
     const inst = instanceFromService(svc, refs, estimate.override);
     if (!inst.ok) {

@@ -16,6 +16,9 @@ export const OPERATOR_CLUSTER_RULES: readonly PolicyRule[] = [
   { apiGroups: ['melange.dev'], resources: ['llmservices/finalizers'], verbs: ['update'] },
   // informer (list + watch, label-filtered); server-side apply (create when absent, patch otherwise)
   { apiGroups: ['apps'], resources: ['deployments'], verbs: ['list', 'watch', 'create', 'patch'] },
+  // the router of spec.router.enabled services (router.ts): server-side apply of its ConfigMap, the per-pool
+  // headless Services and the Service in front of it; never read back (the applied hash is remembered)
+  { apiGroups: [''], resources: ['configmaps', 'services'], verbs: ['create', 'patch'] },
   // EventRecorder
   { apiGroups: ['events.k8s.io'], resources: ['events'], verbs: ['create'] },
 ];
@@ -23,4 +26,21 @@ export const OPERATOR_CLUSTER_RULES: readonly PolicyRule[] = [
 /** A Role in the operator's namespace only: leader election reads, creates and renews one Lease. */
 export const LEADER_ELECTION_RULES: readonly PolicyRule[] = [
   { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] },
+];
+
+/**
+ * The GPUPool reconciler (src/controller/gpupool-controller.ts), opt-in (ManagerOptions.gpuPools). Kept
+ * apart from OPERATOR_CLUSTER_RULES until the CLI enables it, deploy/10-rbac.yaml and the chart grant it
+ * and the ship-lifecycle one-verb-removed scenario exercises every one of these (see docs/pools.md).
+ * A `Scale` provider needs get + patch on `<plural>/scale` of its own kind, granted by whoever installs it.
+ */
+export const GPUPOOL_CLUSTER_RULES: readonly PolicyRule[] = [
+  // status: JSON merge patch on /status, preconditioned on resourceVersion
+  { apiGroups: ['melange.dev'], resources: ['gpupools/status'], verbs: ['patch'] },
+  // a LIST per pool per resync, always with the pool's nodeSelector as labelSelector (never all Nodes)
+  { apiGroups: [''], resources: ['nodes'], verbs: ['list'] },
+  // ClusterAPI provider: read and merge-patch MachineDeployment /scale
+  { apiGroups: ['cluster.x-k8s.io'], resources: ['machinedeployments/scale'], verbs: ['get', 'patch'] },
+  // Karpenter provider: read the NodePool, server-side apply of spec.limits[<resourceName>] only
+  { apiGroups: ['karpenter.sh'], resources: ['nodepools'], verbs: ['get', 'patch'] },
 ];

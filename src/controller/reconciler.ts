@@ -15,6 +15,7 @@ import type { ClusterView, ObservedDeployment } from './view.js';
 import type { ReconcileResult } from './workqueue.js';
 import type { ClusterWriter } from './writer.js';
 import type { WorkloadSource } from './workload.js';
+import { buildPoolService, buildRouterConfigMap, buildRouterDeployment, buildRouterService, routedSplit, routerConfig, type CoreManifest } from './router.js';
 
 // One level-triggered pass over one LLMService: read the snapshot, plan (planner.ts: workload, instance,
 // memoised solve), plan the transition, apply Deployments, write status if it changed, emit events on
@@ -30,6 +31,11 @@ export interface ReconcilerDeps {
   log: Logger;
   now?: () => Date;
   metrics?: Metrics;
+  /**
+   * Router image when spec.router.image is unset (--router-image). With neither, no router objects are
+   * managed for the service (an operator deployed without --router-image leaves routing to the user).
+   */
+  routerImage?: string;
 }
 
 /** A status we wrote that the cache has not caught up with yet (client-go's "mutation cache"). */
@@ -44,6 +50,8 @@ type Obj = Record<string, unknown>;
 export class Reconciler {
   private readonly planner: Planner;
   private readonly written = new Map<string, Written>();
+  /** Applied-hash of each router object we applied, per service: an unchanged object is not re-applied. */
+  private readonly routerApplied = new Map<string, Map<string, string>>();
   private readonly now: () => Date;
 
   constructor(private readonly deps: ReconcilerDeps) {
@@ -59,6 +67,7 @@ export class Reconciler {
     if (!raw) {
       this.planner.forget(key);
       this.written.delete(key);
+      this.routerApplied.delete(key);
       if (this.deps.metrics) forgetService(this.deps.metrics, namespace, name);
       log.debug('LLMService gone; nothing to do (its Deployments are garbage-collected)');
       return {};
@@ -79,7 +88,8 @@ export class Reconciler {
 
     const now = this.now();
     const generation = svc.metadata.generation ?? 0;
-    const observed = this.deps.view.deployments(namespace, svc.metadata.uid ?? '');
+    // Model-server Deployments only (they carry the pool label); the router's own Deployment is not a pool.
+    const observed = this.deps.view.deployments(namespace, svc.metadata.uid ?? '').filter((o) => o.pool !== '');
     const current = prev?.allocation ? Object.fromEntries(prev.allocation.map((a) => [a.pool, a.replicas])) : undefined;
     const refs = { profiles: this.deps.view.profiles(namespace), pools: this.deps.view.pools() };
     const { outcome, metrics, nextSolveInMs } = await this.planner.plan(key, svc, refs, current, now, log);
@@ -96,6 +106,8 @@ export class Reconciler {
     }
 
     const next = buildStatus(prev, { generation, now, metrics, outcome, observed: after, ...(transition ? { transition } : {}), ...(applyError ? { applyError } : {}) });
+    const routerError = await this.applyRouter(key, svc, next, after, log);
+    if (routerError) log.warn({ error: routerError }, 'router objects rejected by the API server');
     if (!statusEqual(prev, next)) {
       const res = await this.deps.writer.patchServiceStatus(namespace, name, rv, mergePatchOf(prev ?? {}, next));
       this.written.set(key, { fromRV: cachedRv, rv: res.resourceVersion, status: res.status ?? next });
@@ -155,6 +167,52 @@ export class Reconciler {
       const updated = { ...(existing ?? { name: desired.metadata.name, pool: poolName, readyReplicas: 0, observed: false }), exists: true, replicas };
       if (i >= 0) after[i] = updated;
       else after.push(updated);
+    }
+    return errors.length > 0 ? errors.join('; ') : undefined;
+  }
+
+  /**
+   * spec.router.enabled: the router's ConfigMap (split restricted to pools with ready replicas), one headless
+   * Service per pool, the router Deployment and the Service `<svc>`. Needs a writer with applyCore.
+   */
+  private async applyRouter(key: string, svc: LLMService, status: NonNullable<LLMService['status']>, after: readonly ObservedDeployment[], log: Logger): Promise<string | undefined> {
+    const apply = this.deps.writer.applyCore?.bind(this.deps.writer);
+    const image = svc.spec.router.image ?? this.deps.routerImage;
+    if (!apply || !svc.spec.router.enabled || !image || !status.split) return undefined;
+    const poolsById = new Map(this.deps.view.pools().map((p) => [p.metadata.name, p]));
+    const pools = svc.spec.gpus.flatMap((g) => {
+      const p = poolsById.get(g.pool);
+      return p ? [{ name: g.pool, gpuType: p.spec.gpuType }] : [];
+    });
+    if (pools.length === 0) return undefined;
+    const ready = Object.fromEntries(after.filter((o) => o.exists !== false).map((o) => [o.pool, o.readyReplicas]));
+    const config = routerConfig(svc, pools, routedSplit(status.split, ready));
+    const objects: Array<CoreManifest | ReturnType<typeof buildRouterDeployment>> = [
+      buildRouterConfigMap(svc, config),
+      ...pools.map((p) => buildPoolService(svc, p)),
+      buildRouterService(svc),
+      buildRouterDeployment(svc, image),
+    ];
+    const seen = this.routerApplied.get(key) ?? new Map<string, string>();
+    this.routerApplied.set(key, seen);
+    const errors: string[] = [];
+    for (const o of objects) {
+      const id = `${o.kind}/${o.metadata.name}`;
+      const hash = o.metadata.annotations[APPLIED_HASH_ANNOTATION] ?? '';
+      if (seen.get(id) === hash) continue;
+      try {
+        if (o.kind === 'Deployment') await this.deps.writer.applyDeployment(o);
+        else await apply(o);
+      } catch (err) {
+        const code = httpStatusOf(err);
+        if (code === 400 || code === 422) {
+          errors.push(`${id}: ${apiMessageOf(err)}`);
+          continue;
+        }
+        throw err;
+      }
+      seen.set(id, hash);
+      log.info({ object: id }, 'applied router object');
     }
     return errors.length > 0 ? errors.join('; ') : undefined;
   }

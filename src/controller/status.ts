@@ -149,7 +149,7 @@ function conditionsFor(prev: readonly Condition[] | undefined, next: LLMServiceS
 
   const degraded: ConditionUpdate =
     o.kind === 'held' && hasAllocation
-      ? { type: C.Degraded, status: 'True', observedGeneration: gen, reason: o.reason, message: `serving the last allocation (${mix}) because the current spec cannot be planned: ${o.message}` }
+      ? { type: C.Degraded, status: 'True', observedGeneration: gen, reason: o.reason, message: `serving the last allocation (${mix}) because it cannot be re-planned now: ${o.message}` }
       : o.kind === 'allocated' && o.workload.fallback
         ? { type: C.Degraded, status: 'True', observedGeneration: gen, reason: 'WorkloadFallback', message: i.metrics.message }
         : { type: C.Degraded, status: 'False', observedGeneration: gen, reason: 'AsExpected', message: 'planning from the configured workload source' };

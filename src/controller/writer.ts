@@ -1,6 +1,8 @@
+import type { CoreV1Api } from '@kubernetes/client-node';
 import { GROUP, VERSION } from '../api/index.js';
 import { FIELD_MANAGER, PLURALS } from './constants.js';
 import type { DeploymentManifest } from './desired.js';
+import type { CoreManifest } from './router.js';
 import { mergePatch, serverSideApply, type KubeClients } from './kube.js';
 
 // The executor: the only place the reconciler writes to the API. Deployments by server-side apply (force:
@@ -13,10 +15,24 @@ export interface ClusterWriter {
   scaleDeployment(namespace: string, name: string, replicas: number): Promise<void>;
   /** Returns the object's new resourceVersion. */
   patchServiceStatus(namespace: string, name: string, resourceVersion: string | undefined, status: unknown): Promise<{ resourceVersion?: string; status?: unknown }>;
+  /** Server-side apply of a ConfigMap or Service (the router's objects). Absent: the router is not managed. */
+  applyCore?(m: CoreManifest): Promise<void>;
 }
 
 export class KubeWriter implements ClusterWriter {
-  constructor(private readonly clients: Pick<KubeClients, 'apps' | 'custom'>) {}
+  constructor(
+    private readonly clients: Pick<KubeClients, 'apps' | 'custom'>,
+    private readonly core?: CoreV1Api,
+  ) {
+    if (!core) this.applyCore = undefined;
+  }
+
+  applyCore?: (m: CoreManifest) => Promise<void> = async (m) => {
+    const core = this.core as CoreV1Api;
+    const opts = { name: m.metadata.name, namespace: m.metadata.namespace, body: m, fieldManager: FIELD_MANAGER, force: true, fieldValidation: 'Strict' };
+    if (m.kind === 'ConfigMap') await core.patchNamespacedConfigMap(opts, serverSideApply());
+    else await core.patchNamespacedService(opts, serverSideApply());
+  };
 
   async applyDeployment(d: DeploymentManifest): Promise<void> {
     await this.clients.apps.patchNamespacedDeployment(

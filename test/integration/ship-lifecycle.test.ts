@@ -6,7 +6,7 @@
  *   1. `helm install` creates the CRDs (Established, keep policy), the RBAC and the operator Deployment.
  *   2. The operator, run as a process with exactly the installed ServiceAccount's permissions (client cert for
  *      system:serviceaccount:melange-system:melange-operator), completes the P3 scenario; then, for EVERY verb of
- *      every rule of the chart's ClusterRole and leader-election Role (16 (group, resource, verb) triples), the
+ *      every rule of the chart's ClusterRole and leader-election Role (20 (group, resource, verb) triples), the
  *      same scenario with that one verb removed fails, and the test names how.
  *   3. `helm upgrade` (new values, then crds.install=false) keeps the CRDs and the existing LLMServices.
  *   4. `helm uninstall` removes the operator and its RBAC, and keeps the CRDs and the LLMServices.
@@ -78,7 +78,7 @@ describe('chart lifecycle and least privilege on a private control plane', () =>
     expect(dep.spec?.replicas).toBe(2);
     expect(dep.spec?.template.spec?.containers[0]?.command).toEqual(['node', '/app/bin/melangectl.js', 'controller']);
     await core.readNamespacedServiceAccount({ name: RELEASE, namespace: OP_NS });
-    expect(accessTriples((await rbac.readClusterRole({ name: RELEASE })).rules as Rule[]).length).toBe(13);
+    expect(accessTriples((await rbac.readClusterRole({ name: RELEASE })).rules as Rule[]).length).toBe(17);
     expect((await rbac.readNamespacedRole({ name: `${RELEASE}-leader-election`, namespace: OP_NS })).rules).toHaveLength(1);
     // The model team's objects.
     await core.createNamespace({ body: { metadata: { name: APP_NS } } });
@@ -145,7 +145,8 @@ describe('chart lifecycle and least privilege on a private control plane', () =>
       logDir: join(dir, 'logs'),
       name: `ship-op-${n}`,
       waitReady: false,
-      extraArgs: [`--leader-election-id=${lease}`, '--lease-duration=4s', '--renew-deadline=3s', '--retry-period=1s'],
+      // --router-image: the router's ConfigMap and Services are applied too, so their verbs are exercised.
+      extraArgs: [`--leader-election-id=${lease}`, '--lease-duration=4s', '--renew-deadline=3s', '--retry-period=1s', '--router-image=registry.invalid/melange-operator:test'],
     });
     ops.push(op);
     const { custom, apps, events, coordination } = makeClients(kc);
@@ -192,7 +193,7 @@ describe('chart lifecycle and least privilege on a private control plane', () =>
     expect(r, r.how).toMatchObject({ ok: true });
   });
 
-  it('removing any one verb of the chart RBAC makes the scenario fail (all 16, one at a time)', async () => {
+  it('removing any one verb of the chart RBAC makes the scenario fail (all 20, one at a time)', async () => {
     const original = { ClusterRole: await readRules('ClusterRole'), Role: await readRules('Role') };
     const cases: Array<{ kind: 'ClusterRole' | 'Role'; group: string; resource: string; verb: string }> = [];
     for (const kind of ['ClusterRole', 'Role'] as const) {
@@ -201,7 +202,7 @@ describe('chart lifecycle and least privilege on a private control plane', () =>
         cases.push({ kind, group, resource, verb });
       }
     }
-    expect(cases).toHaveLength(16);
+    expect(cases).toHaveLength(20);
     const results: string[] = [];
     const t0 = Date.now();
     try {

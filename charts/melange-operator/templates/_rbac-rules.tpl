@@ -35,6 +35,14 @@ deploy/10-rbac.yaml carries the same rules; test/integration/ship-helm.test.ts c
     - create
     - patch
 - apiGroups:
+    - ""
+  resources:
+    - configmaps
+    - services
+  verbs:
+    - create
+    - patch
+- apiGroups:
     - events.k8s.io
   resources:
     - events

@@ -14,6 +14,8 @@ describe('melangectl controller (flags)', () => {
     expect(await main(['controller', '--help'], c.io)).toBe(0);
     expect(c.out.join('\n')).toMatch(/--leader-elect/);
     expect(c.out.join('\n')).toMatch(/--solve-deadline/);
+    expect(c.out.join('\n')).toMatch(/--prometheus-url URL/);
+    expect(c.out.join('\n')).toMatch(/--router-image IMAGE/);
   });
 
   it.each([
@@ -24,6 +26,8 @@ describe('melangectl controller (flags)', () => {
     [['--health-addr=nowhere'], /must be host:port/],
     [['--retry-period=20s'], /retry-period < --renew-deadline < --lease-duration/],
     [['--bogus'], /Unknown option/],
+    [['--prometheus-url=prometheus:9090'], /--prometheus-url: "prometheus:9090" is not an http\(s\) URL/],
+    [['--prometheus-url=ftp://p:9090'], /--prometheus-url/],
   ])('rejects %j with exit code 2 before touching any cluster', async (args, msg) => {
     const c = capture();
     expect(await main(['controller', ...args], c.io)).toBe(2);

@@ -7,8 +7,8 @@ import { accessTriples, withoutVerb, type Rule } from './helpers.js';
 const rules = (): Rule[] => structuredClone([...OPERATOR_CLUSTER_RULES]) as Rule[];
 
 describe('RBAC rule helpers', () => {
-  it('accessTriples lists 13 cluster + 3 lease accesses of the operator', () => {
-    expect(accessTriples(rules())).toHaveLength(13);
+  it('accessTriples lists 17 cluster + 3 lease accesses of the operator', () => {
+    expect(accessTriples(rules())).toHaveLength(17);
     expect(accessTriples([...LEADER_ELECTION_RULES] as Rule[])).toEqual(['coordination.k8s.io|leases|create', 'coordination.k8s.io|leases|get', 'coordination.k8s.io|leases|update']);
   });
 

@@ -1,0 +1,82 @@
+/**
+ * Issue 5: the operator publishes the routing split. With --router-image, an LLMService with
+ * spec.router.enabled gets a ConfigMap `<svc>-router` (a router config the router's own validateConfig
+ * accepts, split = status.split restricted to ready pools), one headless Service per pool, the router
+ * Deployment and the Service `<svc>`, all owned by the LLMService. Real API server; the operator as a process.
+ */
+import type { KubeConfig } from '@kubernetes/client-node';
+import { parse as parseYaml } from 'yaml';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { validateConfig } from '../../src/router/config.js';
+import { applyCrdsFromDir } from '../support/crds.js';
+import { testEnv } from '../support/env.js';
+import { ignoreNotFound, loadKubeConfig, makeClients } from '../support/kube.js';
+import { uniqueName, useTestNamespace } from '../support/namespace.js';
+import { applyCr, deploymentsOf, replicasByPool, waitForService } from '../support/operator-fixtures.js';
+import { tinyReplicas, tinyService } from '../support/operator-objects.js';
+import { startOperator, stopOperators, type OperatorProcess } from '../support/operator-process.js';
+import { repoPath } from '../support/paths.js';
+import { waitFor } from '../support/wait.js';
+
+const env = testEnv();
+
+describe('operator: publishes the router (ConfigMap, per-pool Services, Deployment, Service)', () => {
+  const ns = useTestNamespace('op-router');
+  const suffix = uniqueName('rt').slice(3);
+  const tiny = tinyService('svc', suffix);
+  const ops: OperatorProcess[] = [];
+  let kc: KubeConfig;
+
+  beforeAll(async () => {
+    kc = loadKubeConfig(env.kubeconfig);
+    await applyCrdsFromDir(kc, repoPath('crds'));
+    await applyCr(kc, tiny.pool);
+    await applyCr(kc, tiny.profile, ns.name);
+  });
+  afterAll(async () => {
+    await stopOperators(ops);
+    if (!kc) return;
+    await ignoreNotFound(() => makeClients(kc).custom.deleteClusterCustomObject({ group: 'melange.dev', version: 'v1alpha1', plural: 'gpupools', name: tiny.poolName }));
+  });
+
+  it('the ConfigMap parses with the router validateConfig and its split matches status.split', async () => {
+    const op = await startOperator({
+      kubeconfig: env.kubeconfig,
+      leaseNamespace: ns.name,
+      watchNamespace: ns.name,
+      logDir: `${env.runDir}/logs`,
+      name: `op-router-${suffix}`,
+      extraArgs: ['--router-image', 'registry.invalid/melange-operator:test'],
+    });
+    ops.push(op);
+    const spec = tiny.service.spec as Record<string, unknown>;
+    await applyCr(kc, { ...tiny.service, spec: { ...spec, router: { enabled: true, replicas: 1 } } }, ns.name);
+    const svc = await waitForService(kc, ns.name, 'svc', (s) => (s.status?.split?.length ?? 0) > 0, 'a split in status', 60_000);
+    const { core, apps } = makeClients(kc);
+    const cm = await waitFor(async () => ignoreNotFound(() => core.readNamespacedConfigMap({ name: 'svc-router', namespace: ns.name })), { what: 'ConfigMap svc-router', timeoutMs: 30_000 });
+    const v = validateConfig(parseYaml(cm.data?.['config.yaml'] ?? ''));
+    if (!v.ok) throw new Error(`router config invalid: ${v.errors.join('; ')}`);
+    expect(v.config.service).toEqual({ namespace: ns.name, name: 'svc' });
+    expect(v.config.buckets).toEqual({ inputEdges: [1000], outputEdges: [500] });
+    expect(v.config.pools).toEqual([{ name: tiny.poolName, gpuType: 'TINY', discovery: { namespace: ns.name, service: `svc-${tiny.poolName}`, port: 'http' } }]);
+    expect(v.config.split).toEqual(svc.status?.split);
+
+    const uid = svc.metadata.uid;
+    const owned = (o: { metadata?: { ownerReferences?: Array<{ uid?: string; controller?: boolean }> } }) => o.metadata?.ownerReferences?.some((r) => r.uid === uid && r.controller) ?? false;
+    expect(owned(cm)).toBe(true);
+    const poolSvc = await core.readNamespacedService({ name: `svc-${tiny.poolName}`, namespace: ns.name });
+    expect(poolSvc.spec?.clusterIP).toBe('None');
+    expect(poolSvc.spec?.selector).toEqual({ 'melange.dev/service': 'svc', 'melange.dev/pool': tiny.poolName });
+    expect(owned(poolSvc)).toBe(true);
+    const front = await core.readNamespacedService({ name: 'svc', namespace: ns.name });
+    expect(owned(front)).toBe(true);
+    const router = await apps.readNamespacedDeployment({ name: 'svc-router', namespace: ns.name });
+    expect(owned(router)).toBe(true);
+    expect(router.spec?.template.spec?.containers[0]?.image).toBe('registry.invalid/melange-operator:test');
+    expect(router.spec?.template.spec?.volumes?.[0]?.configMap?.name).toBe('svc-router');
+    expect(front.spec?.selector).toEqual(router.spec?.selector?.matchLabels);
+    // The router Deployment is not a pool: the model-server Deployments are untouched by it.
+    expect(replicasByPool(await deploymentsOf(kc, ns.name, 'svc'))).toEqual({ [tiny.poolName]: tinyReplicas(2) });
+    expect(op.logs().filter((l) => l.code === 403 || l.level === 'error' || (typeof l.level === 'number' && l.level >= 50))).toEqual([]);
+  });
+});

@@ -1,0 +1,194 @@
+import { parse as parseYaml } from 'yaml';
+import { describe, expect, it } from 'vitest';
+import { createLogger } from '../../../src/controller/logger.js';
+import { Reconciler } from '../../../src/controller/reconciler.js';
+import {
+  ROUTER_CONFIG_KEY,
+  buildPoolService,
+  buildRouterConfigMap,
+  buildRouterDeployment,
+  buildRouterService,
+  modelPort,
+  routedSplit,
+  routerConfig,
+  type CoreManifest,
+  type SplitEntry,
+} from '../../../src/controller/router.js';
+import type { DeploymentManifest } from '../../../src/controller/desired.js';
+import type { ObservedDeployment } from '../../../src/controller/view.js';
+import { WorkloadSources } from '../../../src/controller/workload.js';
+import { validateConfig } from '../../../src/router/config.js';
+import { loadHighsEngine, solve } from '../../../src/solver/index.js';
+import { POOLS, PROFILES, service } from './fixtures.js';
+
+const POOL_REFS = [
+  { name: 'small', gpuType: 'A10G' },
+  { name: 'big', gpuType: 'A100' },
+];
+const SPLIT: SplitEntry[] = [
+  { input: 0, output: 0, weights: { small: 0.75, big: 0.25 } },
+  { input: 1, output: 0, weights: { big: 1 } },
+];
+
+describe('routedSplit: the solved split restricted to pools with ready capacity', () => {
+  it('renormalises onto ready pools', () => {
+    expect(routedSplit(SPLIT, { small: 2, big: 0 })).toEqual([
+      { input: 0, output: 0, weights: { small: 1 } },
+      // nothing of this bucket is ready: the ready capacity keeps serving it
+      { input: 1, output: 0, weights: { small: 1 } },
+    ]);
+    expect(routedSplit(SPLIT, { small: 2, big: 1 })).toEqual(SPLIT);
+  });
+  it('falls back to the ready pools by ready replicas, and passes through when nothing is ready', () => {
+    const only = [{ input: 0, output: 0, weights: { c: 1 } }];
+    expect(routedSplit(only, { a: 1, b: 3 })).toEqual([{ input: 0, output: 0, weights: { a: 0.25, b: 0.75 } }]);
+    expect(routedSplit(SPLIT, {})).toEqual(SPLIT);
+  });
+});
+
+describe('router builders', () => {
+  const svc = service();
+
+  it('the ConfigMap holds a router config that validateConfig accepts, pools discovered from <svc>-<pool>', () => {
+    const cm = buildRouterConfigMap(svc, routerConfig(svc, POOL_REFS, SPLIT));
+    expect(cm.metadata).toMatchObject({ name: 'chat-router', namespace: 'ml', ownerReferences: [{ kind: 'LLMService', name: 'chat', uid: 'uid-chat', controller: true }] });
+    const v = validateConfig(parseYaml(cm.data?.[ROUTER_CONFIG_KEY] ?? ''));
+    expect(v.ok).toBe(true);
+    if (!v.ok) return;
+    expect(v.config.service).toEqual({ namespace: 'ml', name: 'chat' });
+    expect(v.config.buckets).toEqual({ inputEdges: [100, 1000], outputEdges: [100, 500] });
+    expect(v.config.split).toEqual(SPLIT);
+    expect(v.config.pools).toEqual([
+      { name: 'small', gpuType: 'A10G', discovery: { namespace: 'ml', service: 'chat-small', port: 'http' } },
+      { name: 'big', gpuType: 'A100', discovery: { namespace: 'ml', service: 'chat-big', port: 'http' } },
+    ]);
+  });
+
+  it('drops weights on pools the config does not list (the router would reject the file)', () => {
+    const c = routerConfig(svc, [POOL_REFS[0]!], SPLIT);
+    expect(c.split).toEqual([{ input: 0, output: 0, weights: { small: 0.75 } }]);
+    expect(validateConfig(c).ok).toBe(true);
+  });
+
+  it('per-pool headless Services select exactly the pool Deployment pods', () => {
+    const s = buildPoolService(svc, POOL_REFS[0]!);
+    expect(s.metadata.name).toBe('chat-small');
+    expect(s.spec).toMatchObject({ clusterIP: 'None', selector: { 'melange.dev/service': 'chat', 'melange.dev/pool': 'small' }, ports: [{ name: 'http', port: 8000 }] });
+    const withPort = service({ spec: { template: { spec: { containers: [{ name: 'vllm', image: 'v', ports: [{ name: 'metrics', containerPort: 9000 }, { name: 'http', containerPort: 7000 }] }] } } } });
+    expect(modelPort(withPort)).toBe(7000);
+  });
+
+  it('the router Deployment mounts the ConfigMap and runs melangectl router; the Service <svc> fronts it', () => {
+    const d = buildRouterDeployment(svc, 'img:1');
+    expect(d.metadata.name).toBe('chat-router');
+    expect(d.metadata.labels['melange.dev/service']).toBeUndefined(); // not a model-server Deployment
+    expect(d.metadata.labels['melange.dev/pool']).toBeUndefined();
+    expect(d.spec.replicas).toBe(2);
+    const c = (d.spec.template.spec.containers as Array<Record<string, unknown>>)[0]!;
+    expect(c.image).toBe('img:1');
+    expect(c.args).toEqual(expect.arrayContaining(['router', '--config', '/etc/melange-router/config.yaml']));
+    expect(d.spec.template.spec.volumes).toEqual([{ name: 'config', configMap: { name: 'chat-router' } }]);
+    expect(d.spec.template.metadata.labels).toMatchObject(d.spec.selector.matchLabels);
+    const s = buildRouterService(svc);
+    expect(s.metadata.name).toBe('chat');
+    expect(s.spec?.selector).toEqual(d.spec.selector.matchLabels);
+    expect(s.metadata.ownerReferences).toEqual(d.metadata.ownerReferences);
+  });
+});
+
+const engine = await loadHighsEngine();
+
+describe('reconciler publishes the router', () => {
+  function world(opts: { image?: string; spec?: Record<string, unknown> } = {}) {
+    let svc = JSON.parse(JSON.stringify(service(opts.spec ? { spec: opts.spec } : {}))) as Record<string, unknown>;
+    const deps = new Map<string, ObservedDeployment>();
+    const core: CoreManifest[] = [];
+    const applies: DeploymentManifest[] = [];
+    let rv = 10;
+    const r = new Reconciler({
+      view: { service: () => structuredClone(svc), profiles: () => PROFILES, pools: () => POOLS, deployments: () => [...deps.values()] },
+      writer: {
+        applyDeployment: async (d) => {
+          applies.push(d);
+          const pool = d.metadata.labels['melange.dev/pool'];
+          if (pool) deps.set(pool, { name: d.metadata.name, pool, exists: true, replicas: d.spec.replicas, readyReplicas: deps.get(pool)?.readyReplicas ?? 0, observed: true, appliedHash: d.metadata.annotations['melange.dev/applied-hash']! });
+          else deps.set(d.metadata.name, { name: d.metadata.name, pool: '', exists: true, replicas: d.spec.replicas, readyReplicas: 0, observed: true });
+        },
+        scaleDeployment: async () => {},
+        patchServiceStatus: async (_ns, _n, _rv, patch) => {
+          const status = { ...((svc.status as object) ?? {}), ...(patch as object) };
+          svc = { ...svc, metadata: { ...(svc.metadata as object), resourceVersion: String(++rv) }, status };
+          return { resourceVersion: String(rv), status };
+        },
+        applyCore: async (m) => {
+          core.push(m);
+        },
+      },
+      events: { emit: async () => {} },
+      workload: new WorkloadSources(),
+      solve: async (i) => solve(i, engine),
+      log: createLogger('silent'),
+      ...(opts.image ? { routerImage: opts.image } : {}),
+    });
+    return { r, deps, core, applies, status: () => svc.status as Record<string, unknown> };
+  }
+
+  it('without an image (no --router-image, no spec.router.image) no router objects are made', async () => {
+    const w = world();
+    await w.r.reconcile('ml/chat');
+    expect(w.core).toEqual([]);
+    expect(w.applies.every((d) => d.metadata.name !== 'chat-router')).toBe(true);
+  });
+
+  it('applies ConfigMap, per-pool Services, Service and Deployment once; the split follows readiness; the router Deployment is never treated as a pool', async () => {
+    const w = world({ image: 'img:1' });
+    await w.r.reconcile('ml/chat');
+    expect(w.core.map((m) => `${m.kind}/${m.metadata.name}`).sort()).toEqual(['ConfigMap/chat-router', 'Service/chat', 'Service/chat-big', 'Service/chat-small']);
+    expect(w.applies.map((d) => d.metadata.name)).toContain('chat-router');
+    const split = w.status().split as Array<{ input: number; output: number; weights: Record<string, number> }>;
+    expect(split.length).toBeGreaterThan(0);
+    // Nothing ready yet: the solved split is passed through.
+    const cfg = () => {
+      const cms = w.core.filter((m) => m.kind === 'ConfigMap');
+      const v = validateConfig(parseYaml(cms.at(-1)!.data![ROUTER_CONFIG_KEY]!));
+      if (!v.ok) throw new Error(v.errors.join('; '));
+      return v.config;
+    };
+    expect(cfg().split).toEqual(split.filter((s) => Object.keys(s.weights).length > 0));
+    // Second pass on the same world: nothing re-applied.
+    const n = w.core.length;
+    const nd = w.applies.length;
+    await w.r.reconcile('ml/chat');
+    expect(w.core.length).toBe(n);
+    expect(w.applies.length).toBe(nd);
+    // The solved pool becomes ready: the ConfigMap follows (already routed there, so no change in content).
+    for (const d of w.deps.values()) if (d.pool !== '') d.readyReplicas = d.replicas;
+    await w.r.reconcile('ml/chat');
+    expect(cfg().split).toEqual(split.filter((s) => Object.keys(s.weights).length > 0));
+    // The router Deployment was never scaled as a pool "no longer in spec.gpus".
+    expect(w.applies.filter((d) => d.metadata.name === 'chat-router').every((d) => d.spec.replicas === 2)).toBe(true);
+  });
+
+  it('make before break: while the solved pool is not ready, traffic stays on the ready old pool', async () => {
+    const w = world({ image: 'img:1' });
+    // An older allocation: "small" has a ready replica; the solve moves everything to "big".
+    w.deps.set('small', { name: 'chat-small', pool: 'small', exists: true, replicas: 1, readyReplicas: 1, observed: true });
+    await w.r.reconcile('ml/chat');
+    const last = () => validateConfig(parseYaml(w.core.filter((m) => m.kind === 'ConfigMap').at(-1)!.data![ROUTER_CONFIG_KEY]!));
+    const split = w.status().split as SplitEntry[];
+    expect(split.every((s) => Object.keys(s.weights).every((p) => p === 'big'))).toBe(true);
+    let v = last();
+    expect(v.ok && v.config.split.every((s) => Object.keys(s.weights).join() === 'small')).toBe(true);
+    const big = w.deps.get('big')!;
+    big.readyReplicas = big.replicas;
+    await w.r.reconcile('ml/chat');
+    v = last();
+    expect(v.ok && v.config.split).toEqual(split);
+  });
+
+  it('spec.router.enabled=false: no router objects', async () => {
+    const w = world({ image: 'img:1', spec: { router: { enabled: false } } });
+    await w.r.reconcile('ml/chat');
+    expect(w.core).toEqual([]);
+  });
+});
