@@ -194,6 +194,8 @@ describe('closed loop: Prometheus → operator → ConfigMap → router → emul
       await delay(500);
     }
     expect(longWeight(cmText, big)).toBeGreaterThan(0);
+    // The router's file is synced from the ConfigMap by polling (standing in for kubelet): give it a few polls.
+    for (let i = 0; i < 20 && configTexts.at(-1) !== cmText; i++) await delay(500);
     expect(configTexts.at(-1)).toBe(cmText);
     // The router really saw long requests, per Prometheus.
     const q = await fetch(`${env.prometheusUrl}/api/v1/query?query=${encodeURIComponent(`sum(melange_router_requests_total{namespace="${ns.name}",service="llm",input_le="3072"})`)}`);
