@@ -2,12 +2,14 @@ import {
   ApiException,
   AppsV1Api,
   CoordinationV1Api,
+  CoreV1Api,
   CustomObjectsApi,
   EventsV1Api,
   KubeConfig,
   PatchStrategy,
   setHeaderOptions,
 } from '@kubernetes/client-node';
+import { KeepAliveAgents, makePooledApiClient } from './pooled-client.js';
 
 // Client construction and error helpers, restricted to the API surface client-node 1.4 and 2.x share
 // (object-parameter methods, ApiException.code, watch errors carrying statusCode).
@@ -27,18 +29,26 @@ export function loadKubeConfig(path?: string, env: NodeJS.ProcessEnv = process.e
 export interface KubeClients {
   kc: KubeConfig;
   apps: AppsV1Api;
+  core: CoreV1Api;
   custom: CustomObjectsApi;
   coordination: CoordinationV1Api;
   events: EventsV1Api;
+  /** The keep-alive connections every client above shares (pooled-client.ts); destroy() on shutdown. */
+  agents: KeepAliveAgents;
 }
 
-export const makeClients = (kc: KubeConfig): KubeClients => ({
-  kc,
-  apps: kc.makeApiClient(AppsV1Api),
-  custom: kc.makeApiClient(CustomObjectsApi),
-  coordination: kc.makeApiClient(CoordinationV1Api),
-  events: kc.makeApiClient(EventsV1Api),
-});
+export function makeClients(kc: KubeConfig): KubeClients {
+  const agents = new KeepAliveAgents();
+  return {
+    kc,
+    apps: makePooledApiClient(kc, AppsV1Api, agents),
+    core: makePooledApiClient(kc, CoreV1Api, agents),
+    custom: makePooledApiClient(kc, CustomObjectsApi, agents),
+    coordination: makePooledApiClient(kc, CoordinationV1Api, agents),
+    events: makePooledApiClient(kc, EventsV1Api, agents),
+    agents,
+  };
+}
 
 /** Per-call options: `application/apply-patch+yaml` (the JSON body is valid YAML). */
 export const serverSideApply = () => setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply);

@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import type { KubernetesListObject, KubernetesObject, V1Deployment } from '@kubernetes/client-node';
-import { CoreV1Api } from '@kubernetes/client-node';
 import { GROUP, VERSION } from '../api/index.js';
 import type { SolveInput, SolveResult } from '../solver/index.js';
 import { CONTROLLER_NAME, MANAGED_SELECTOR, PLURALS, REPORTING_CONTROLLER } from './constants.js';
@@ -97,7 +96,7 @@ export class Manager {
     );
     this.reconciler = new Reconciler({
       view,
-      writer: new KubeWriter(this.clients, o.kc.makeApiClient(CoreV1Api)),
+      writer: new KubeWriter(this.clients, this.clients.core),
       ...(o.routerImage ? { routerImage: o.routerImage } : {}),
       events,
       workload: o.workload ?? new WorkloadSources(),
@@ -203,6 +202,7 @@ export class Manager {
     await this.stopInformers();
     if (releaseLease && this.elector && (await this.elector.release())) this.log.info('released the leader lease');
     this.o.metrics.leader.set({ name: this.o.leaderElection.name }, 0);
+    this.clients.agents.destroy();
   }
 
   private async stopInformers(): Promise<void> {

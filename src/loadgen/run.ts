@@ -195,7 +195,8 @@ export async function runLoad(options: LoadOptions, deps: LoadDeps = {}): Promis
   const api = options.api ?? 'chat';
   const stream = options.stream ?? true;
   const maxInFlight = Math.max(1, options.maxInFlight ?? 512);
-  const requestTimeoutMs = (options.requestTimeoutS ?? 600) * 1000;
+  // AbortSignal.timeout rejects fractional milliseconds (ERR_OUT_OF_RANGE), and a fractional --request-timeout is legal.
+  const requestTimeoutMs = Math.ceil((options.requestTimeoutS ?? 600) * 1000);
   const drainMs = (options.drainS ?? 120) * 1000;
   const endpoint = join(base, api === 'chat' ? 'v1/chat/completions' : 'v1/completions');
 

@@ -36,6 +36,12 @@ export interface ControlPlaneOptions {
   /** Readiness timeout per component (default 120 s; 2-core CI boxes are slow). */
   timeoutMs?: number;
   log?: (msg: string) => void;
+  /**
+   * Client QPS of KCM and the scheduler (full profile). Unset: upstream defaults (KCM 20, scheduler 50),
+   * which is what a kubeadm cluster runs. Large clusters raise them; bench/controller does, and says so,
+   * because at 20 QPS KCM needs minutes to create thousands of ReplicaSets and Pods.
+   */
+  componentQps?: number;
 }
 
 export interface ControlPlane {
@@ -171,8 +177,11 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       `--cluster-signing-cert-file=${pki.caCrt}`,
       `--cluster-signing-key-file=${pki.caKey}`,
       '--controllers=*,-node-lifecycle-controller',
+      ...qpsFlags(opts.componentQps),
+      ...(opts.componentQps ? ['--concurrent-deployment-syncs=20', '--concurrent-replicaset-syncs=20'] : []),
     ]);
-    const scheduler = start('kube-scheduler', [...common, ...serving, `--secure-port=${schedPort}`]);
+    // --kube-api-qps is deprecated for the scheduler but honoured without --config.
+    const scheduler = start('kube-scheduler', [...common, ...serving, `--secure-port=${schedPort}`, ...qpsFlags(opts.componentQps)]);
     const kwok = start('kwok', [
       `--kubeconfig=${kubeconfig}`,
       `--config=${bin('kwok-stages.yaml')}`,
@@ -219,3 +228,5 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
 export async function stopControlPlane(cp: Pick<ControlPlane, 'processes'>): Promise<void> {
   await stopProcesses(cp.processes);
 }
+
+const qpsFlags = (qps: number | undefined): string[] => (qps ? [`--kube-api-qps=${qps}`, `--kube-api-burst=${2 * qps}`] : []);
