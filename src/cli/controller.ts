@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
+import { CoreV1Api } from '@kubernetes/client-node';
 import { parseDurationMs } from '../api/index.js';
 import {
   DEFAULT_LEASE_NAME,
@@ -16,7 +17,7 @@ import {
   type Endpoint,
   type LogLevel,
 } from '../controller/index.js';
-import { ObservedWorkloadSource, WorkloadSources, unresolvedCredentials } from '../controller/workload.js';
+import { ObservedWorkloadSource, SecretCredentials, WorkloadSources } from '../controller/workload.js';
 import { SolverWorker } from '../solver/index.js';
 import { PrometheusWorkloadSource, SpecWorkloadSource } from '../workload/source.js';
 import { EXIT, UsageError, type Io } from './io.js';
@@ -136,9 +137,9 @@ export async function controllerCommand(argv: string[], io: Io, deps: Controller
   const abort = new AbortController();
   const prometheus = new PrometheusWorkloadSource({
     ...(prometheusUrl ? { defaultUrl: prometheusUrl } : {}),
-    // Secret references are not resolved yet: that needs `secrets: get` RBAC, which the operator's least-privilege
-    // ClusterRole deliberately lacks (test/unit/controller/deploy.test.ts). Say so instead of querying without them.
-    credentials: unresolvedCredentials,
+    // spec.workload.prometheus.{bearerTokenSecretRef,caSecretRef}: one GET of the Secret in the service's namespace
+    // (RBAC secrets: get, nothing else), used only if labelled melange.dev/prometheus-credentials: "true".
+    credentials: new SecretCredentials(kc.makeApiClient(CoreV1Api)).resolve,
     signal: abort.signal,
   });
   const workload = new WorkloadSources({ Prometheus: new ObservedWorkloadSource(new SpecWorkloadSource(prometheus)) });

@@ -21,6 +21,11 @@ export const OPERATOR_CLUSTER_RULES: readonly PolicyRule[] = [
   { apiGroups: [''], resources: ['configmaps', 'services'], verbs: ['create', 'patch'] },
   // EventRecorder
   { apiGroups: ['events.k8s.io'], resources: ['events'], verbs: ['create'] },
+  // spec.workload.prometheus.bearerTokenSecretRef / caSecretRef (workload.ts SecretCredentials): one GET of the
+  // referenced Secret in the LLMService's namespace. Never list or watch (no Secret is cached or enumerated), and
+  // a Secret is used only if it carries melange.dev/prometheus-credentials: "true", so an LLMService author
+  // cannot send an arbitrary Secret of the namespace to a URL of their choosing (src/workload/secrets.ts).
+  { apiGroups: [''], resources: ['secrets'], verbs: ['get'] },
 ];
 
 /** A Role in the operator's namespace only: leader election reads, creates and renews one Lease. */

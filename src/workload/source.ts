@@ -33,6 +33,7 @@ import {
   type Sample,
 } from './prometheus-client.js';
 import { PromQLBuildError, selector, type LabelMatcherSpec, type PromQL } from './promql.js';
+import { SecretRefError } from './secrets.js';
 import { ROUTER_REQUESTS_METRIC, routerQueries, VLLM_PROMPT_TOKENS, vllmQueries } from './queries.js';
 
 export type WorkloadSourceKind = 'static' | 'router' | 'vllm-histograms';
@@ -221,6 +222,9 @@ export class PrometheusWorkloadSource implements WorkloadSource {
       try {
         creds = await o.credentials(service);
       } catch (err) {
+        // An API server that cannot answer right now (5xx, network) is transient, like a failing query;
+        // a missing/unlabelled/forbidden Secret is the user's configuration.
+        if (err instanceof SecretRefError && err.kind === 'ApiError') return { ok: false, reason: 'QueryFailed', message: `Prometheus credentials: ${err.message}` };
         return invalid(`Prometheus credentials: ${errorMessage(err)}`);
       }
     }

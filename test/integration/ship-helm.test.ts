@@ -110,8 +110,11 @@ describe('chart: helm lint and helm template', () => {
     for (const r of [...chartRole.rules, ...viewer.rules, ...editor.rules] as Rule[]) {
       expect(r.verbs).not.toContain('*');
       expect(r.resources).not.toContain('*');
-      expect(r.resources).not.toContain('secrets');
     }
+    // Secrets: the operator may only GET one by name (a labelled Prometheus credential, docs/workload.md),
+    // never list or watch them; people's aggregated roles get nothing on Secrets.
+    expect((chartRole.rules as Rule[]).filter((r) => r.resources.includes('secrets'))).toEqual([{ apiGroups: [''], resources: ['secrets'], verbs: ['get'] }]);
+    for (const r of [...viewer.rules, ...editor.rules] as Rule[]) expect(r.resources).not.toContain('secrets');
   });
 
   it('the operator Deployment matches deploy/20-operator.yaml: replicas, command, flags, probes, hardening', async () => {

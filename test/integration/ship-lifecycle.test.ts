@@ -5,9 +5,10 @@
  *
  *   1. `helm install` creates the CRDs (Established, keep policy), the RBAC and the operator Deployment.
  *   2. The operator, run as a process with exactly the installed ServiceAccount's permissions (client cert for
- *      system:serviceaccount:melange-system:melange-operator), completes the P3 scenario; then, for EVERY verb of
- *      every rule of the chart's ClusterRole and leader-election Role (20 (group, resource, verb) triples), the
- *      same scenario with that one verb removed fails, and the test names how.
+ *      system:serviceaccount:melange-system:melange-operator), completes the P3 scenario (planning from a
+ *      bearer-token-protected Prometheus stand-in whose token it must GET from a labelled Secret); then, for EVERY
+ *      verb of every rule of the chart's ClusterRole and leader-election Role (21 (group, resource, verb) triples),
+ *      the same scenario with that one verb removed fails, and the test names how.
  *   3. `helm upgrade` (new values, then crds.install=false) keeps the CRDs and the existing LLMServices.
  *   4. `helm uninstall` removes the operator and its RBAC, and keeps the CRDs and the LLMServices.
  */
@@ -16,6 +17,7 @@ import { AuthorizationV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitForCrdEstablished } from '../support/crds.js';
 import { testEnv } from '../support/env.js';
+import { startFakePrometheus, type FakePrometheus } from '../support/fake-prometheus.js';
 import { ignoreNotFound, isNotFound, loadKubeConfig, makeClients } from '../support/kube.js';
 import { applyCr, getService } from '../support/operator-fixtures.js';
 import { tinyReplicas, tinyService } from '../support/operator-objects.js';
@@ -34,12 +36,15 @@ const SA_USER = `system:serviceaccount:${OP_NS}:${RELEASE}`;
 const CRDS = ['llmservices.melange.dev', 'gpuprofiles.melange.dev', 'gpupools.melange.dev'];
 const GROUP = 'melange.dev';
 const VERSION = 'v1alpha1';
+const PROM_TOKEN = `ship-${Date.now().toString(36)}`;
+const PROM_SECRET = 'prometheus-token';
 
 describe('chart lifecycle and least privilege on a private control plane', () => {
   const helm = new Helm(env.binDir);
   const dir = mkdtempSync(join(tmpdir(), 'melange-ship-'));
   const tiny = tinyService('svc', 'ship', 2);
   const ops: OperatorProcess[] = [];
+  let prometheus: FakePrometheus | undefined;
   let cluster: PrivateCluster;
   let kc: KubeConfig;
   let opKubeconfig: string;
@@ -54,9 +59,12 @@ describe('chart lifecycle and least privilege on a private control plane', () =>
     const cert = await signClientCert(cluster.pki, 'ship-operator', SA_USER, ['system:serviceaccounts', `system:serviceaccounts:${OP_NS}`]);
     opKubeconfig = join(dir, 'operator.kubeconfig');
     await writeKubeconfig(opKubeconfig, cluster.apiUrl, cluster.pki.caCrt, cert.crt, cert.key);
+    // Prometheus behind a bearer token (answers the router queries with a steady 2 req/s in the tiny bucket).
+    prometheus = await startFakePrometheus({ buckets: [{ input_le: '1000', output_le: '500', rate: 2 }], bearerToken: PROM_TOKEN });
   });
   afterAll(async () => {
     await stopOperators(ops);
+    await prometheus?.close();
     helm.close();
     if (cluster) await cluster.stop();
     rmSync(dir, { recursive: true, force: true });
@@ -78,12 +86,17 @@ describe('chart lifecycle and least privilege on a private control plane', () =>
     expect(dep.spec?.replicas).toBe(2);
     expect(dep.spec?.template.spec?.containers[0]?.command).toEqual(['node', '/app/bin/melangectl.js', 'controller']);
     await core.readNamespacedServiceAccount({ name: RELEASE, namespace: OP_NS });
-    expect(accessTriples((await rbac.readClusterRole({ name: RELEASE })).rules as Rule[]).length).toBe(17);
+    expect(accessTriples((await rbac.readClusterRole({ name: RELEASE })).rules as Rule[]).length).toBe(18);
     expect((await rbac.readNamespacedRole({ name: `${RELEASE}-leader-election`, namespace: OP_NS })).rules).toHaveLength(1);
     // The model team's objects.
     await core.createNamespace({ body: { metadata: { name: APP_NS } } });
     await applyCr(kc, tiny.pool);
     await applyCr(kc, tiny.profile, APP_NS);
+    // The Prometheus token, opted in for the operator (melange.dev/prometheus-credentials).
+    await core.createNamespacedSecret({
+      namespace: APP_NS,
+      body: { metadata: { name: PROM_SECRET, labels: { 'melange.dev/prometheus-credentials': 'true' } }, stringData: { token: PROM_TOKEN } },
+    });
   });
 
   // ---- least privilege --------------------------------------------------------------------------------------
@@ -129,9 +142,9 @@ describe('chart lifecycle and least privilege on a private control plane', () =>
 
   /**
    * The P3 scenario as the chart's ServiceAccount, from a fresh operator process: elect a leader on a fresh
-   * Lease and renew it, sync every informer, solve a new LLMService, server-side apply its Deployment (owner
-   * reference with blockOwnerDeletion), write its status, record its AllocationChanged event; and no request
-   * refused. Returns as soon as it is complete, or as soon as the API server refused anything / the process
+   * Lease and renew it, sync every informer, measure the workload from Prometheus with the bearer token of a
+   * Secret (GET), solve a new LLMService, server-side apply its Deployment (owner reference with
+   * blockOwnerDeletion), write its status, record its AllocationChanged event; and no request refused. Returns as soon as it is complete, or as soon as the API server refused anything / the process
    * exited (that is how a missing verb shows), or after 45 s.
    */
   const scenario = async (): Promise<Outcome> => {
@@ -150,7 +163,12 @@ describe('chart lifecycle and least privilege on a private control plane', () =>
     });
     ops.push(op);
     const { custom, apps, events, coordination } = makeClients(kc);
-    await applyCr(kc, { ...tiny.service, metadata: { name: svcName } }, APP_NS);
+    // No static workload: without the token there is nothing to plan from (no fallback hides a missing verb).
+    const workload = {
+      source: 'Prometheus',
+      prometheus: { url: prometheus!.url, window: '1m', bearerTokenSecretRef: { name: PROM_SECRET, key: 'token' } },
+    };
+    await applyCr(kc, { ...tiny.service, metadata: { name: svcName }, spec: { ...(tiny.service.spec as Obj), workload } }, APP_NS);
     const missing: string[] = [];
     let outcome: Outcome | undefined;
     try {
@@ -161,6 +179,10 @@ describe('chart lifecycle and least privilege on a private control plane', () =>
           if (!op.alive()) return { ok: false, how: `operator exited ${JSON.stringify(op.exit)}`, ms: Date.now() - t0 };
           missing.length = 0;
           const s = await getService(kc, APP_NS, svcName);
+          const metrics = s.status?.conditions?.find((c) => c.type === 'MetricsAvailable');
+          // The Secret GET refused shows in the condition, not as a logged API error: fail as fast.
+          if (metrics?.status === 'False' && /HTTP 40[13]/.test(metrics.message)) return { ok: false, how: `refused: MetricsAvailable ${metrics.reason}: ${metrics.message.slice(0, 200)}`, ms: Date.now() - t0 };
+          if (metrics?.reason !== 'RouterMetrics') missing.push(`metrics (${metrics?.reason ?? 'none'})`);
           if (!(s.status?.observedGeneration === 1 && s.status.allocation?.[0]?.replicas === tinyReplicas(2))) missing.push('status');
           const d = await apps.readNamespacedDeployment({ name: `${svcName}-${tiny.poolName}`, namespace: APP_NS }).catch(() => undefined);
           if (!d?.metadata?.ownerReferences?.[0]?.blockOwnerDeletion) missing.push('deployment');
@@ -193,7 +215,7 @@ describe('chart lifecycle and least privilege on a private control plane', () =>
     expect(r, r.how).toMatchObject({ ok: true });
   });
 
-  it('removing any one verb of the chart RBAC makes the scenario fail (all 20, one at a time)', async () => {
+  it('removing any one verb of the chart RBAC makes the scenario fail (all 21, one at a time)', async () => {
     const original = { ClusterRole: await readRules('ClusterRole'), Role: await readRules('Role') };
     const cases: Array<{ kind: 'ClusterRole' | 'Role'; group: string; resource: string; verb: string }> = [];
     for (const kind of ['ClusterRole', 'Role'] as const) {
@@ -202,7 +224,7 @@ describe('chart lifecycle and least privilege on a private control plane', () =>
         cases.push({ kind, group, resource, verb });
       }
     }
-    expect(cases).toHaveLength(20);
+    expect(cases).toHaveLength(21);
     const results: string[] = [];
     const t0 = Date.now();
     try {

@@ -25,6 +25,8 @@ export interface PrometheusOptions {
   staticTargets?: { job: string; targets: string[] }[];
   scrapeIntervalSeconds?: number;
   timeoutMs?: number;
+  /** Listen on this 127.0.0.1 port instead of a free one (e.g. to restart an instance on its old port). */
+  port?: number;
 }
 
 export interface PrometheusInstance {
@@ -71,7 +73,7 @@ export async function startPrometheus(opts: PrometheusOptions): Promise<Promethe
   await mkdir(logs, { recursive: true });
   const configFile = join(dir, 'prometheus.yml');
   await writeFile(configFile, prometheusConfig(fileSdDir, opts.scrapeIntervalSeconds ?? 1, opts.staticTargets));
-  const port = await freePort();
+  const port = opts.port ?? (await freePort());
   const url = `http://127.0.0.1:${port}`;
   const proc = startProcess({
     name: 'prometheus',

@@ -1,7 +1,7 @@
 /** A tiny metrics endpoint on 127.0.0.1 (prom-client, own registry) to be scraped by the test Prometheus. */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Gauge, Registry } from 'prom-client';
+import { Counter, Gauge, Registry } from 'prom-client';
 
 export interface TestExporter {
   /** "127.0.0.1:<port>", the scrape target. */
@@ -46,4 +46,41 @@ export async function startGaugeExporter(name: string, value: number, help = 'te
   const gauge = new Gauge({ name, help, registers: [registry] });
   gauge.set(value);
   return { ...(await startExporter(registry)), gauge };
+}
+
+export interface RouterSeries {
+  /** The router's labels; pool and code default to "a" and "200". */
+  labels: { namespace: string; service: string; input_le: string; output_le: string; pool?: string; code?: string };
+  /** Requests per second this series grows by. */
+  rate: number;
+}
+
+/**
+ * An exporter of the router's `melange_router_requests_total` whose counters grow exactly linearly at the given
+ * rates: computed at scrape time from the elapsed time (value = rate × elapsed, capped at `maxRunMs` so nothing
+ * grows unboundedly), so no timers and no drift, and a restarted Prometheus sees the same straight lines.
+ */
+export async function startRouterExporter(series: RouterSeries[], maxRunMs = 600_000): Promise<TestExporter> {
+  const registry = new Registry();
+  const t0 = Date.now();
+  const emitted = new Map<string, number>();
+  new Counter({
+    name: 'melange_router_requests_total',
+    help: 'Requests by size bucket (test exporter)',
+    labelNames: ['namespace', 'service', 'input_le', 'output_le', 'pool', 'code'] as const,
+    registers: [registry],
+    collect() {
+      const elapsed = Math.min(Date.now() - t0, maxRunMs) / 1000;
+      for (const s of series) {
+        const labels = { pool: 'a', code: '200', ...s.labels };
+        const key = JSON.stringify(labels);
+        const target = s.rate * elapsed;
+        const delta = target - (emitted.get(key) ?? 0);
+        if (delta > 0) this.inc(labels, delta);
+        else if (!emitted.has(key)) this.inc(labels, 0); // the series exists from the first scrape
+        emitted.set(key, target);
+      }
+    },
+  });
+  return startExporter(registry);
 }

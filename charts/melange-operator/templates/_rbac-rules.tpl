@@ -48,6 +48,12 @@ deploy/10-rbac.yaml carries the same rules; test/integration/ship-helm.test.ts c
     - events
   verbs:
     - create
+- apiGroups:
+    - ""
+  resources:
+    - secrets
+  verbs:
+    - get
 {{- end }}
 {{- define "melange-operator.leaderElectionRules" -}}
 - apiGroups:

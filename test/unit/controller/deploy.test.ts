@@ -18,8 +18,10 @@ describe('deploy/ manifests', () => {
     for (const r of all) {
       expect(r.verbs).not.toContain('*');
       expect(r.resources).not.toContain('*');
-      expect(r.resources).not.toContain('secrets');
     }
+    // Secrets: GET of a referenced Prometheus credential only — never list or watch (nothing enumerated or cached).
+    const secretRules = all.filter((r) => r.resources.includes('secrets'));
+    expect(secretRules).toEqual([{ apiGroups: [''], resources: ['secrets'], verbs: ['get'] }]);
   });
 
   it('RBAC: bindings tie the roles to the operator ServiceAccount; the Role lives in the operator namespace', async () => {

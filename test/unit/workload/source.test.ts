@@ -3,6 +3,7 @@ import { builtinCatalog } from '../../../src/api/index.js';
 import { instanceFromService } from '../../../src/solver/from-api.js';
 import { PrometheusError, type PrometheusClientOptions, type PrometheusQuerier, type QueryOptions, type Sample, type VectorResult } from '../../../src/workload/prometheus-client.js';
 import { routerQueries, vllmQueries } from '../../../src/workload/queries.js';
+import { SecretRefError } from '../../../src/workload/secrets.js';
 import {
   PrometheusWorkloadSource,
   SpecWorkloadSource,
@@ -170,6 +171,11 @@ describe('PrometheusWorkloadSource', () => {
     const o = await badCreds.src.observe(makeService(), NOW);
     expect(o).toMatchObject({ ok: false, reason: 'InvalidConfig' });
     if (!o.ok) expect(o.message).toContain('Secret not found');
+    // The API server failing to answer is transient (retried with back-off), not the user's configuration.
+    const unavailable = source(fake, {
+      credentials: async () => Promise.reject(new SecretRefError('ApiError', 'team-a', { name: 'prom', key: 'token' }, 'cannot read it: HTTP 503')),
+    });
+    expect(await unavailable.src.observe(makeService(), NOW)).toMatchObject({ ok: false, reason: 'QueryFailed', message: expect.stringContaining('HTTP 503') });
 
     const badMatchers = source(fake, { vllmMatchers: () => [{ name: 'bad-label', value: 'x' }] });
     expect(await badMatchers.src.observe(makeService({ routerEnabled: false }), NOW)).toMatchObject({ ok: false, reason: 'InvalidConfig' });
