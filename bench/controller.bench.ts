@@ -22,7 +22,8 @@ import { applyCrdsFromDir } from '../test/support/crds.js';
 import { httpGet } from '../test/support/http.js';
 import { loadKubeConfig, makeClients } from '../test/support/kube.js';
 import { createGpuNode } from '../test/support/kwok-nodes.js';
-import { applyCr } from '../test/support/operator-fixtures.js';
+import { makeClients as makeOperatorClients, serverSideApply } from '../src/controller/kube.js';
+import { FIXTURE_MANAGER, applyCr } from '../test/support/operator-fixtures.js';
 import { tinyService } from '../test/support/operator-objects.js';
 import { startOperator } from '../test/support/operator-process.js';
 import { stopProcesses } from '../test/support/processes.js';
@@ -68,26 +69,42 @@ try {
     await core.createNamespace({ body: { metadata: { name: `b${i}` } } });
     await applyCr(kc, t.profile, `b${i}`);
   }
-  const op = await startOperator({ kubeconfig: cp.kubeconfig, leaseNamespace: 'default', logDir: runDir, name: 'bench', extraArgs: ['--log-level=warn'] });
+  const op = await startOperator({ kubeconfig: cp.kubeconfig, leaseNamespace: 'default', logDir: runDir, name: 'bench', extraArgs: [`--log-level=${process.env.BENCH_LOG_LEVEL ?? 'warn'}`] });
   const pid = op.record.pid;
   const t0 = Date.now();
   const svc = (i: number) => ({ ...t.service, metadata: { name: `s${i}` },
     spec: { ...(t.service.spec as object), policy: { solveInterval: `${INTERVAL_S}s` } } });
+  // Created like a deploy pipeline would: keep-alive connections (the operator's pooled client), 16 in flight.
+  const writer = makeOperatorClients(kc);
   const queue = Array.from({ length: N }, (_, i) => i);
   await Promise.all(Array.from({ length: 16 }, async () => {
-    for (let i = queue.shift(); i !== undefined; i = queue.shift()) await applyCr(kc, svc(i), `b${i % NAMESPACES}`);
+    for (let i = queue.shift(); i !== undefined; i = queue.shift()) {
+      const body = { ...svc(i), metadata: { name: `s${i}`, namespace: `b${i % NAMESPACES}` } };
+      await writer.custom.patchNamespacedCustomObject(
+        { group: 'melange.dev', version: 'v1alpha1', plural: 'llmservices', namespace: body.metadata.namespace, name: body.metadata.name, body, fieldManager: FIXTURE_MANAGER, force: true },
+        serverSideApply(),
+      );
+    }
   }));
+  writer.agents.destroy();
   const createdS = (Date.now() - t0) / 1000;
   type Item = { metadata: { generation: number }; status?: { observedGeneration?: number; allocation?: unknown[]; conditions?: Array<{ type: string; status: string }> } };
   const deadline = t0 + 15 * 60_000;
   let ready = 0;
   let plannedS: number | undefined;
+  let polls = 0;
   while (Date.now() < deadline) {
     const l = (await custom.listClusterCustomObject({ group: 'melange.dev', version: 'v1alpha1', plural: 'llmservices' })) as { items: Item[] };
     const current = l.items.filter((s) => s.status?.observedGeneration === s.metadata.generation);
     if (plannedS === undefined && current.filter((s) => (s.status?.allocation?.length ?? 0) > 0).length >= N) plannedS = (Date.now() - t0) / 1000;
     ready = current.filter((s) => s.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')).length;
     if (ready >= N) break;
+    if (++polls % 10 === 0) {
+      const m = await op.metrics().catch(() => '');
+      const v = (name: string) => m.split('\n').filter((x) => x.startsWith(name)).reduce((a, x) => a + Number(x.split(' ').pop()), 0);
+      const planned = current.filter((s) => (s.status?.allocation?.length ?? 0) > 0).length;
+      console.error(`[bench] t=${((Date.now() - t0) / 1000).toFixed(0)}s planned=${planned} ready=${ready} queueDepth=${v('workqueue_depth{')} reconciles=${v('controller_runtime_reconcile_total{')}`);
+    }
     await new Promise((r) => setTimeout(r, 1000));
   }
   const convergedS = (Date.now() - t0) / 1000;
@@ -115,5 +132,6 @@ try {
   await op.terminate();
 } finally {
   await stopProcesses(cp.processes);
-  await rm(runDir, { recursive: true, force: true });
+  if (process.env.BENCH_KEEP) console.error(`[bench] kept ${runDir}`);
+  else await rm(runDir, { recursive: true, force: true });
 }

@@ -99,6 +99,23 @@ export const WorkloadSchema = withRules(
 );
 export type Workload = z.output<typeof WorkloadSchema>;
 
+export const ScaleDownSchema = z
+  .object({
+    stabilization: DurationSchema.default('60s').describe(
+      'How long every GPU type of a new allocation must have been continuously Ready before surplus replicas are removed.',
+    ),
+    maxStep: z
+      .int()
+      .min(1)
+      .max(10_000)
+      .default(2)
+      .describe('Most replicas removed from one GPU type per step while draining surplus.'),
+    stepInterval: DurationSchema.default('10s').describe(
+      'Least time between two drain steps; a step also waits until the previous one is observed by the Deployment controller.',
+    ),
+  })
+  .describe('How surplus capacity is removed after a change of allocation (new capacity first, then a bounded drain).');
+
 export const PolicySchema = z
   .object({
     solveInterval: DurationSchema.default('60s').describe('How often the allocation is re-solved.'),
@@ -116,6 +133,7 @@ export const PolicySchema = z
       .describe('Only move to a new allocation if it is at least this much cheaper (%).'),
     changePenaltyPerReplica: MoneySchema.optional().describe('$/h charged per replica added or removed, to damp churn.'),
     minTotalReplicas: z.int().min(0).max(10_000).default(1).describe('Never run fewer replicas in total.'),
+    scaleDown: ScaleDownSchema.prefault({}),
   })
   .describe('How and how often the allocation is chosen.');
 
@@ -155,6 +173,14 @@ export const LLMServiceSpecSchema = withRules(
     policy: PolicySchema.prefault({}),
     template: PodTemplateSchema,
     router: RouterSchema.prefault({}),
+    priority: z
+      .int()
+      .min(-1000)
+      .max(1000)
+      .default(0)
+      .describe(
+        'Contention for a capped GPUPool shared with other services: when the cap cannot carry every sharer, higher priorities are served first; among equal-cost splits, the higher priority gets the pool.',
+      ),
   }),
   matrixShapeRules<{ workload?: unknown; buckets?: unknown }>(
     '.workload.static.distribution',

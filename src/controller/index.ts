@@ -9,7 +9,8 @@ export { createMetrics, forgetService, type Metrics, type SolveOutcome } from '.
 export { parseAddress, startProbeServer, startMetricsServer, type Endpoint } from './http.js';
 export { createLogger, LOG_LEVELS, type LogLevel, type Logger } from './logger.js';
 export { buildDeployment, deploymentName, selectorLabels, labelValue, appliedHash, canonicalJson, type DeploymentManifest, type DesiredDeploymentInput } from './desired.js';
-export { planTransition, type PoolObservation, type TransitionPlan, type Shortfall } from './transition.js';
+export { planTransition, IMMEDIATE, type PoolObservation, type TransitionPlan, type Shortfall, type DrainPolicy, type DrainState } from './transition.js';
+export { SharedPools, type Share, type SharedPoolsDeps } from './shared-pools.js';
 export { decideAllocation, withMinTotal, costOf, totalOf, sameReplicas, type AllocationDecision, type Replicas, type DecideArgs } from './allocation.js';
 export { buildStatus, statusEqual, mergePatchOf, type PlanOutcome, type SolveRecord, type StatusInputs } from './status.js';
 export { noticesFor, type Notice } from './notices.js';

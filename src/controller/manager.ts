@@ -63,6 +63,7 @@ export class Manager {
   private readonly informers: { services: Informer<AnyObj>; profiles: Informer<AnyObj>; pools: Informer<AnyObj>; deployments: Informer<V1Deployment> };
   private readonly elector: LeaderElector | undefined;
   private readonly reconciler: Reconciler;
+  private readonly events: EventRecorder;
   private readonly log: Logger;
   private workersDone: Promise<void> | undefined;
   private readonly gpuPools: GPUPoolController | undefined; // GPU pools
@@ -94,6 +95,7 @@ export class Manager {
     const events = new EventRecorder(this.clients.events, REPORTING_CONTROLLER, le.identity, (err) =>
       this.log.warn({ err: apiMessageOf(err) }, 'could not record an event'),
     );
+    this.events = events;
     this.reconciler = new Reconciler({
       view,
       writer: new KubeWriter(this.clients, this.clients.core),
@@ -103,6 +105,8 @@ export class Manager {
       solve: o.solve,
       log: this.log,
       metrics: m,
+      // Services sharing a capped pool: a decision that moves another sharer's share enqueues it.
+      enqueue: (key) => this.queue.add(key),
     });
     // --- GPU pools (src/controller/gpupool-controller.ts) ---
     this.gpuPools = o.gpuPools
@@ -202,6 +206,7 @@ export class Manager {
     await this.stopInformers();
     if (releaseLease && this.elector && (await this.elector.release())) this.log.info('released the leader lease');
     this.o.metrics.leader.set({ name: this.o.leaderElection.name }, 0);
+    await this.events.flush(2_000);
     this.clients.agents.destroy();
   }
 

@@ -6,6 +6,7 @@ import { decideAllocation, sameReplicas, type AllocationDecision, type Replicas 
 import { canonicalJson } from './desired.js';
 import type { Logger } from './logger.js';
 import type { Metrics, SolveOutcome } from './metrics.js';
+import type { SharedPools } from './shared-pools.js';
 import type { PlanOutcome, SolveRecord } from './status.js';
 import type { MetricsConditionUpdate, WorkloadSource } from './workload.js';
 
@@ -15,6 +16,8 @@ import type { MetricsConditionUpdate, WorkloadSource } from './workload.js';
 // allocation (if someone other than us changed it); a Timeout/SolverError is retried every solveInterval.
 // The solver is deterministic, so re-running it on an identical instance would only burn CPU and rewrite
 // lastSolve.time: every interval re-estimates the workload instead (which, with Prometheus, is what changes).
+// A service sharing a capped GPUPool solves with the replica cap its share of the joint decision gives it
+// (shared-pools.ts); the cap is part of the instance, so a new share is a new solve.
 
 export interface PlanResult {
   outcome: PlanOutcome;
@@ -37,6 +40,8 @@ export interface PlannerDeps {
   workload: WorkloadSource;
   solve: (input: SolveInput) => Promise<SolveResult>;
   metrics?: Metrics;
+  /** Joint decisions over shared capped pools; without it every service is planned alone. */
+  shared?: SharedPools;
 }
 
 export class Planner {
@@ -61,21 +66,32 @@ export class Planner {
     const estimate = await this.deps.workload.estimate(svc);
     // Missing or failing measurements never move the allocation: hold it (MetricsAvailable=False says why) and
     // come back after the source's back-off. The static fallback only plans a service that has no allocation yet.
+    const shared = this.deps.shared;
     if (!estimate.ok) {
+      shared?.note(key, 'held');
       const nextSolveInMs = estimate.retryInMs !== undefined ? Math.max(1000, estimate.retryInMs) : intervalMs;
       return { outcome: { kind: 'held', reason: estimate.reason, message: estimate.message }, metrics: estimate.metrics, nextSolveInMs };
     }
     if (estimate.fallback && current) {
+      shared?.note(key, 'held');
       return { outcome: { kind: 'held', reason: 'WorkloadUnavailable', message: estimate.metrics.message.replace(/; planning with spec\.workload\.static.*$/, '') }, metrics: estimate.metrics, nextSolveInMs: intervalMs };
     }
 
     const inst = instanceFromService(svc, refs, estimate.override);
     if (!inst.ok) {
       this.memos.delete(key);
+      shared?.note(key, 'held');
       return { outcome: { kind: 'held', ...classifyReferenceErrors(inst.errors) }, metrics: estimate.metrics, nextSolveInMs: intervalMs };
     }
+    shared?.note(key, estimate.override);
+    const share = shared ? await shared.shareFor(key, svc, inst.value) : { kind: 'alone' as const };
+    if (share.kind === 'exhausted' || share.kind === 'failed') {
+      const reason = share.kind === 'exhausted' ? 'CapacityExhausted' : share.reason;
+      return { outcome: { kind: 'held', reason, message: share.message }, metrics: estimate.metrics, nextSolveInMs: intervalMs };
+    }
+    const own = share.kind === 'capped' ? withCaps(inst.value.input, share.caps) : inst.value.input;
     const input: SolveInput = {
-      ...inst.value.input,
+      ...own,
       ...(policy.changePenaltyPerReplica && parseMoney(policy.changePenaltyPerReplica) > 0 && current ? { current } : {}),
     };
     // Hash without the current allocation: our own apply of a decision must not count as a change.
@@ -149,6 +165,11 @@ export class Planner {
     };
   }
 }
+
+const withCaps = (input: SolveInput, caps: Readonly<Record<string, number>>): SolveInput => ({
+  ...input,
+  gpus: input.gpus.map((g) => (caps[g.id] === undefined ? g : { ...g, maxReplicas: Math.min(g.maxReplicas ?? Infinity, caps[g.id]!) })),
+});
 
 const same = (a: Replicas | undefined, b: Replicas | undefined) => (a === undefined || b === undefined ? a === b : sameReplicas(a, b));
 

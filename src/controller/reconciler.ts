@@ -1,4 +1,4 @@
-import { API_VERSION, LLMSERVICE_KIND, LLMServiceConditionTypes as C, isConditionTrue, parseLLMService, parseMoney, type LLMService } from '../api/index.js';
+import { API_VERSION, LLMSERVICE_KIND, LLMServiceConditionTypes as C, isConditionTrue, parseDurationMs, parseLLMService, parseMoney, type LLMService } from '../api/index.js';
 import type { SolveInput, SolveResult } from '../solver/index.js';
 import { totalOf } from './allocation.js';
 import { APPLIED_HASH_ANNOTATION } from './constants.js';
@@ -9,8 +9,9 @@ import type { Logger } from './logger.js';
 import { forgetService, type Metrics } from './metrics.js';
 import { noticesFor } from './notices.js';
 import { Planner } from './planner.js';
+import { SharedPools } from './shared-pools.js';
 import { buildStatus, mergePatchOf, statusEqual } from './status.js';
-import { planTransition, type TransitionPlan } from './transition.js';
+import { planTransition, type DrainPolicy, type DrainState, type TransitionPlan } from './transition.js';
 import type { ClusterView, ObservedDeployment } from './view.js';
 import type { ReconcileResult } from './workqueue.js';
 import type { ClusterWriter } from './writer.js';
@@ -36,6 +37,8 @@ export interface ReconcilerDeps {
    * managed for the service (an operator deployed without --router-image leaves routing to the user).
    */
   routerImage?: string;
+  /** Adds another service's key to the work queue (a co-sharer of a capped pool whose share changed). */
+  enqueue?: (key: string) => void;
 }
 
 /** A status we wrote that the cache has not caught up with yet (client-go's "mutation cache"). */
@@ -52,11 +55,15 @@ export class Reconciler {
   private readonly written = new Map<string, Written>();
   /** Applied-hash of each router object we applied, per service: an unchanged object is not re-applied. */
   private readonly routerApplied = new Map<string, Map<string, string>>();
+  /** Per service, what the drain of surplus capacity remembers between passes (transition.ts). */
+  private readonly drains = new Map<string, DrainState>();
   private readonly now: () => Date;
+  private readonly shared: SharedPools | undefined;
 
   constructor(private readonly deps: ReconcilerDeps) {
     this.now = deps.now ?? (() => new Date());
-    this.planner = new Planner({ workload: deps.workload, solve: deps.solve, ...(deps.metrics ? { metrics: deps.metrics } : {}) });
+    this.shared = deps.view.services ? new SharedPools({ view: deps.view, solve: deps.solve, ...(deps.enqueue ? { enqueue: deps.enqueue } : {}) }) : undefined;
+    this.planner = new Planner({ workload: deps.workload, solve: deps.solve, ...(deps.metrics ? { metrics: deps.metrics } : {}), ...(this.shared ? { shared: this.shared } : {}) });
   }
 
   async reconcile(key: string, log: Logger = this.deps.log): Promise<ReconcileResult> {
@@ -66,6 +73,8 @@ export class Reconciler {
     const raw = this.deps.view.service(namespace, name) as Obj | undefined;
     if (!raw) {
       this.planner.forget(key);
+      this.shared?.forget(key);
+      this.drains.delete(key);
       this.written.delete(key);
       this.routerApplied.delete(key);
       if (this.deps.metrics) forgetService(this.deps.metrics, namespace, name);
@@ -98,11 +107,15 @@ export class Reconciler {
     let transition: TransitionPlan | undefined;
     let applyError: string | undefined;
     const after: ObservedDeployment[] = observed.map((o) => ({ ...o }));
+    const drain = drainPolicyOf(svc);
     if (outcome.kind === 'allocated') {
-      transition = planTransition(outcome.decision.replicas, observed);
+      transition = planTransition(outcome.decision.replicas, observed, now.getTime(), drain, this.drains.get(key));
       applyError = await this.apply(svc, transition, observed, after, log);
+      if (applyError) this.drains.delete(key);
+      else this.drains.set(key, transition.state);
     } else if (current) {
-      transition = planTransition(current, observed);
+      // Held: nothing is applied; the plan only reports where the Deployments stand.
+      transition = planTransition(current, observed, now.getTime(), drain, this.drains.get(key));
     }
 
     const next = buildStatus(prev, { generation, now, metrics, outcome, observed: after, ...(transition ? { transition } : {}), ...(applyError ? { applyError } : {}) });
@@ -112,10 +125,18 @@ export class Reconciler {
       const res = await this.deps.writer.patchServiceStatus(namespace, name, rv, mergePatchOf(prev ?? {}, next));
       this.written.set(key, { fromRV: cachedRv, rv: res.resourceVersion, status: res.status ?? next });
       log.info({ ready: isConditionTrue(next.conditions, C.Ready), mix: next.mix, costPerHour: next.costPerHour, observedGeneration: generation }, 'status updated');
-      for (const n of noticesFor(prev, next)) await this.deps.events.emit(this.refOf(svc), n.type, n.reason, n.action, n.note);
+      // Not awaited: events are sent in the background (events.ts), the reconcile's writes are done.
+      for (const n of noticesFor(prev, next)) void this.deps.events.emit(this.refOf(svc), n.type, n.reason, n.action, n.note);
     } else log.debug('status unchanged; no write');
     this.record(namespace, name, next);
-    return { requeueAfterMs: nextSolveInMs };
+    // Finishing a drain is time-based (window, step interval): come back for it even if nothing else changes.
+    const drainDue = outcome.kind === 'allocated' ? transition?.requeueAfterMs : undefined;
+    return { requeueAfterMs: drainDue !== undefined ? Math.min(nextSolveInMs, drainDue) : nextSolveInMs };
+  }
+
+  /** Decisions over shared capped pools computed so far (tests: N sharers, one computation). */
+  get jointComputations(): number {
+    return this.shared?.computations ?? 0;
   }
 
   private parse(raw: Obj, log: Logger): LLMService | undefined {
@@ -236,4 +257,9 @@ export class Reconciler {
     if (s.allocation) m.replicas.set(labels, totalOf(Object.fromEntries(s.allocation.map((a) => [a.pool, a.replicas]))));
     m.ready.set(labels, isConditionTrue(s.conditions, C.Ready) ? 1 : 0);
   }
+}
+
+function drainPolicyOf(svc: LLMService): DrainPolicy {
+  const d = svc.spec.policy.scaleDown;
+  return { stabilizationMs: parseDurationMs(d.stabilization), maxStep: d.maxStep, stepIntervalMs: parseDurationMs(d.stepInterval) };
 }

@@ -135,6 +135,11 @@ function conditionsFor(prev: readonly Condition[] | undefined, next: LLMServiceS
   } else if (t.complete) {
     const total = (next.allocation ?? []).reduce((a, b) => a + b.replicas, 0);
     capacity = { type: C.CapacityProvisioned, status: 'True', observedGeneration: gen, reason: 'ReplicasReady', message: `all ${total} planned replicas are ready (${mix})` };
+  } else if (t.waitingFor.length === 0 && t.draining) {
+    // The plan is served; what is left is old capacity waiting out the window or the paced drain.
+    const surplus = t.holding.map((h) => `${h.pool} ${h.replicas} → ${h.target}`).join(', ');
+    const how = t.draining.phase === 'stabilizing' ? `once the stabilization window ends at ${toKubeTime(new Date(t.draining.until))}` : `at most ${t.draining.maxStep} replicas per GPU type per step`;
+    capacity = { type: C.CapacityProvisioned, status: 'False', observedGeneration: gen, reason: 'DrainingSurplus', message: `all planned replicas are ready (${mix}); removing the surplus (${surplus}) ${how}` };
   } else {
     const waiting = t.waitingFor.map((w) => `${w.pool} ${w.ready}/${w.want} ready`).join(', ');
     const holding = t.holding.map((h) => `${h.pool} kept at ${h.replicas} (target ${h.target})`).join(', ');

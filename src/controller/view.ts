@@ -1,5 +1,5 @@
 import type { V1Deployment } from '@kubernetes/client-node';
-import { parseGPUPool, parseGPUProfile, type GPUPool, type GPUProfile } from '../api/index.js';
+import { parseGPUPool, parseGPUProfile, parseLLMService, type GPUPool, type GPUProfile, type LLMService } from '../api/index.js';
 import { APPLIED_HASH_ANNOTATION, LABELS } from './constants.js';
 import type { Informer } from './informer.js';
 import type { PoolObservation } from './transition.js';
@@ -20,6 +20,11 @@ export interface ClusterView {
   pools(): GPUPool[];
   /** Deployments controlled by the LLMService with this uid. */
   deployments(namespace: string, ownerUid: string): ObservedDeployment[];
+  /**
+   * Every LLMService in the cache, parsed (unparseable ones left out): the snapshot the joint decision over a
+   * shared capped pool is made from. Optional: a view without it plans every service alone.
+   */
+  services?(): LLMService[];
 }
 
 /** Parses cached objects once per resourceVersion. */
@@ -41,7 +46,7 @@ class ParseCache<T> {
 }
 
 export interface Caches {
-  services: Informer<{ metadata?: { name?: string; namespace?: string } }>;
+  services: Informer<{ metadata?: { name?: string; namespace?: string; uid?: string; resourceVersion?: string } }>;
   profiles: Informer<{ metadata?: { uid?: string; resourceVersion?: string } }>;
   pools: Informer<{ metadata?: { uid?: string; resourceVersion?: string } }>;
   deployments: Informer<V1Deployment>;
@@ -59,6 +64,15 @@ export class InformerView implements ClusterView {
     return r.ok ? r.value : undefined;
   });
 
+  // Status is read leniently: an unreadable status must not hide the spec from the joint decision.
+  private readonly serviceCache = new ParseCache<LLMService>((o) => {
+    const r = parseLLMService(o, { strict: false });
+    if (r.ok) return r.value;
+    const { status: _s, ...rest } = o as Record<string, unknown>;
+    const bare = parseLLMService(rest, { strict: false });
+    return bare.ok ? bare.value : undefined;
+  });
+
   constructor(
     private readonly caches: Caches,
     private readonly onInvalid: (kind: string, obj: unknown, errors: string) => void = () => {},
@@ -66,6 +80,10 @@ export class InformerView implements ClusterView {
 
   service(namespace: string, name: string): unknown {
     return this.caches.services.get(name, namespace);
+  }
+
+  services(): LLMService[] {
+    return this.caches.services.list().flatMap((o) => this.serviceCache.get(o) ?? []);
   }
 
   profiles(namespace: string): GPUProfile[] {
@@ -88,6 +106,7 @@ export class InformerView implements ClusterView {
     const uids = (inf: Informer<{ metadata?: { uid?: string } }>) => new Set(inf.list().map((o) => o.metadata?.uid ?? ''));
     this.profileCache.retain(uids(this.caches.profiles));
     this.poolCache.retain(uids(this.caches.pools));
+    this.serviceCache.retain(uids(this.caches.services));
   }
 }
 

@@ -1,11 +1,11 @@
 // Pure sizing of a GPUPool: demanded GPUs from the LLMServices placed on it, desired nodes within
 // [minNodes, maxNodes], and a bounded change per step. No I/O here.
 
-/** What one LLMService asks of the pools: replicas per pool (planned) and GPUs per replica per pool. */
+/** What one LLMService asks of the pools: replicas per pool (planned or still ready) and GPUs per replica per pool. */
 export interface ServiceDemand {
   namespace: string;
   name: string;
-  /** pool -> planned replicas (status.allocation[].replicas). */
+  /** pool -> max(planned, ready) replicas (status.allocation[].replicas, .readyReplicas). */
   replicas: Readonly<Record<string, number>>;
   /** pool -> spec.gpus[].gpusPerReplica (default 1). */
   gpusPerReplica: Readonly<Record<string, number>>;
@@ -15,10 +15,12 @@ const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object
 const nonNegInt = (v: unknown): number | undefined => (typeof v === 'number' && Number.isInteger(v) && v >= 0 ? v : undefined);
 
 /**
- * Reads the demand of a raw LLMService (as cached by the informer): planned replicas come from
- * `status.allocation` (what the LLMService controller decided and applies), GPUs per replica from
- * `spec.gpus`. A pool in the allocation but no longer in spec.gpus keeps counting (its Deployment still
- * runs until scaled down) with 1 GPU per replica unless known otherwise. Malformed entries are ignored.
+ * Reads the demand of a raw LLMService (as cached by the informer): replicas come from `status.allocation`
+ * (what the LLMService controller decided and applies), GPUs per replica from `spec.gpus`. Ready replicas
+ * above the plan count too: after a change of mix the old Deployment keeps its pods through the stabilization
+ * window and the paced drain, and taking their nodes away first would drop the capacity that is serving. A
+ * pool in the allocation but no longer in spec.gpus keeps counting (its Deployment still runs until scaled
+ * down) with 1 GPU per replica unless known otherwise. Malformed entries are ignored.
  */
 export function serviceDemandOf(raw: unknown): ServiceDemand | undefined {
   if (!isObj(raw) || !isObj(raw.metadata)) return undefined;
@@ -39,7 +41,8 @@ export function serviceDemandOf(raw: unknown): ServiceDemand | undefined {
     for (const a of status.allocation) {
       if (!isObj(a) || typeof a.pool !== 'string') continue;
       const n = nonNegInt(a.replicas);
-      if (n !== undefined) replicas[a.pool] = n;
+      const ready = nonNegInt(a.readyReplicas) ?? 0;
+      if (n !== undefined) replicas[a.pool] = Math.max(n, ready);
     }
   }
   return { namespace, name, replicas, gpusPerReplica };

@@ -171,7 +171,7 @@ describe.skipIf(!full)('operator: examples → per-GPU-type Deployments with hon
       }
     })();
     const t0 = Date.now();
-    const gen = await patchServiceSpec(kc, ns.name, 'chat', { policy: { solveInterval: '1h' }, workload: { static: { requestsPerSecond: 12 } } });
+    const gen = await patchServiceSpec(kc, ns.name, 'chat', { policy: { solveInterval: '1h', scaleDown: { stabilization: '1s' } }, workload: { static: { requestsPerSecond: 12 } } });
     const svc = await waitForService(kc, ns.name, 'chat', (s) => s.status?.observedGeneration === gen && s.status.workload?.requestsPerSecond === 12, 're-solved for 12 req/s', 30_000);
     const resolvedS = (Date.now() - t0) / 1000;
     const expected = await expectedPlan({ ...chat, metadata: { ...(chat.metadata as Obj), namespace: ns.name }, spec: { ...(chat.spec as Obj), workload: { source: 'Static', static: { ...((chat.spec as Obj).workload as { static: Obj }).static, requestsPerSecond: 12 } } } }, profiles, pools);

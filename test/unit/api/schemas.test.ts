@@ -65,7 +65,9 @@ describe('defaults', () => {
       sliceFactor: 8,
       minSavingsPercent: 5,
       minTotalReplicas: 1,
+      scaleDown: { stabilization: '60s', maxStep: 2, stepInterval: '10s' },
     });
+    expect(s.spec.priority).toBe(0);
     expect(s.spec.router).toEqual({ enabled: true, replicas: 2 });
     expect(s.status).toBeUndefined();
   });
@@ -205,6 +207,17 @@ describe('validateManifest', () => {
     const errs = errorsOf(parseLLMService(s));
     expect(errs.find((e) => e.path === 'spec.policy.solveInterval')?.message).toMatch(/duration like/);
     expect(errs.find((e) => e.path === 'spec.gpus[0].pool')?.message).toMatch(/DNS label/);
+  });
+
+  it('bounds spec.priority and the scale-down policy', () => {
+    const s = minimalService();
+    Object.assign(s.spec, { priority: 1001, policy: { scaleDown: { stabilization: '0s', maxStep: 0 } } });
+    const errs = errorsOf(parseLLMService(s));
+    expect(errs.map((e) => e.path).sort()).toEqual(['spec.policy.scaleDown.maxStep', 'spec.policy.scaleDown.stabilization', 'spec.priority']);
+    Object.assign(s.spec, { priority: -5, policy: { scaleDown: { stabilization: '5m' } } });
+    const ok = parseLLMService(s);
+    expect(ok.ok && ok.value.spec.policy.scaleDown).toEqual({ stabilization: '5m', maxStep: 2, stepInterval: '10s' });
+    expect(ok.ok && ok.value.spec.priority).toBe(-5);
   });
 
   it('formats one line per error', () => {

@@ -34,3 +34,44 @@ describe('EventRecorder', () => {
     expect(calls).toBe(2);
   });
 });
+
+describe('EventRecorder in the background', () => {
+  const ref = { apiVersion: 'melange.dev/v1alpha1', kind: 'LLMService', name: 'chat', namespace: 'ml', uid: 'u1' };
+
+  it('bounds the writes in flight: beyond the limit events are dropped and reported; flush waits for the rest', async () => {
+    const release: Array<() => void> = [];
+    let created = 0;
+    const api = {
+      createNamespacedEvent: () =>
+        new Promise<void>((r) => {
+          release.push(() => {
+            created++;
+            r();
+          });
+        }),
+    } as unknown as EventsV1Api;
+    const errors: string[] = [];
+    const r = new EventRecorder(api, 'c', 'i', (e) => errors.push(String(e)), Date.now, 300_000, 2);
+    const a = r.emit(ref, 'Normal', 'A', 'x', 'a');
+    void r.emit(ref, 'Normal', 'B', 'x', 'b');
+    await r.emit(ref, 'Normal', 'C', 'x', 'c'); // over the limit: resolves at once, dropped
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatch(/event C for ml\/chat dropped: 2 event writes already in flight/);
+    const flushed = r.flush(5_000);
+    for (const f of release) f();
+    await flushed;
+    await a;
+    expect(created).toBe(2);
+    // The dropped event was not remembered as sent: the next transition may try again.
+    void r.emit(ref, 'Normal', 'C', 'x', 'c');
+    release.at(-1)?.();
+    expect(release).toHaveLength(3);
+  });
+
+  it('flush gives up after its timeout when a write hangs', async () => {
+    const api = { createNamespacedEvent: () => new Promise<void>(() => {}) } as unknown as EventsV1Api;
+    const r = new EventRecorder(api, 'c', 'i');
+    void r.emit(ref, 'Normal', 'A', 'x', 'a');
+    await expect(r.flush(20)).resolves.toBeUndefined();
+  });
+});

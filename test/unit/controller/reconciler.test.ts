@@ -236,4 +236,50 @@ describe('Reconciler', () => {
     expect(await r.reconcile('ml/chat')).toEqual({});
     expect(await metrics.registry.getSingleMetricAsString('llmservice_hourly_cost_dollars')).not.toMatch(/name="chat"/);
   });
+
+  it('after a change of mix the old capacity waits out the stabilization window, drains in bounded steps, and the reconcile requeues itself for it', async () => {
+    let t = Date.parse('2026-11-28T10:00:00Z');
+    const { world, r } = setup({ now: () => new Date(t) });
+    // Short prompts at 6 req/s: two replicas of the small GPU type are the cheapest.
+    world.editSpec({
+      workload: { source: 'Static', static: { requestsPerSecond: 6, distribution: [[1, 0], [0, 0]] } },
+      policy: { scaleDown: { stabilization: '30s', maxStep: 1, stepInterval: '5s' } },
+    });
+    await r.reconcile('ml/chat');
+    world.readyAll();
+    await r.reconcile('ml/chat');
+    expect(cond(world, 'Ready')?.status).toBe('True');
+    const small0 = world.deps.get('small')!.replicas;
+    expect(small0).toBeGreaterThanOrEqual(2);
+
+    // Only long prompts now: the small GPU type cannot serve them, so its replicas become surplus.
+    world.editSpec({ workload: { source: 'Static', static: { requestsPerSecond: 6, distribution: [[0, 0], [1, 0]] } } });
+    let res = await r.reconcile('ml/chat');
+    expect(world.deps.get('small')!.replicas).toBe(small0); // new capacity first
+    expect(cond(world, 'CapacityProvisioned')?.reason).toBe('WaitingForReplicas');
+    world.readyAll();
+    t += 1_000;
+    res = await r.reconcile('ml/chat');
+    expect(world.deps.get('small')!.replicas).toBe(small0);
+    expect(res.requeueAfterMs).toBe(30_000);
+    expect(cond(world, 'CapacityProvisioned')).toMatchObject({ status: 'False', reason: 'DrainingSurplus' });
+    expect(cond(world, 'CapacityProvisioned')?.message).toMatch(/removing the surplus \(small \d+ → 0\) once the stabilization window ends at 2026-11-28T10:00:31Z/);
+
+    t += 29_999;
+    await r.reconcile('ml/chat');
+    expect(world.deps.get('small')!.replicas).toBe(small0); // not a millisecond early
+    const seen: number[] = [];
+    for (let i = 0; i < 20 && world.deps.get('small')!.replicas > 0; i++) {
+      t += 5_000;
+      res = await r.reconcile('ml/chat');
+      world.readyAll();
+      seen.push(world.deps.get('small')!.replicas);
+      if (world.deps.get('small')!.replicas > 0) expect(res.requeueAfterMs).toBe(5_000); // come back for the next step
+      else expect(res.requeueAfterMs).toBe(60_000); // drained: back to the solve interval
+    }
+    expect(seen).toEqual(Array.from({ length: small0 }, (_, i) => small0 - 1 - i)); // one replica per step
+    await r.reconcile('ml/chat');
+    expect(cond(world, 'Ready')?.status).toBe('True');
+    expect(world.events.at(-1)?.reason).toBe('CapacityReady');
+  });
 });

@@ -37,6 +37,13 @@ describe('demand', () => {
     expect(serviceDemandOf({})).toBeUndefined();
     expect(serviceDemandOf({ metadata: { namespace: 'n', name: 'x' }, status: { allocation: [{ pool: 'p', replicas: -1 }, 'x'] } })!.replicas).toEqual({});
   });
+  it('ready replicas above the plan (a Deployment draining after a change of mix) keep their nodes', () => {
+    const raw = svc('a', [{ pool: 'old', gpusPerReplica: 2 }, { pool: 'new' }], [{ pool: 'old', replicas: 0 }, { pool: 'new', replicas: 3 }]);
+    raw.status.allocation[0]!.readyReplicas = 4; // stabilizing: the old pool still serves with 4
+    const d = serviceDemandOf(raw)!;
+    expect(demandedGPUs('old', [d])).toBe(8);
+    expect(demandedGPUs('new', [d])).toBe(3); // not ready yet: the plan counts
+  });
   it('no status yet means no demand', () => {
     const d = serviceDemandOf({ metadata: { namespace: 'n', name: 'x' }, spec: { gpus: [{ pool: 'p' }] } })!;
     expect(demandedGPUs('p', [d])).toBe(0);
