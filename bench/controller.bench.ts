@@ -69,7 +69,7 @@ try {
     await core.createNamespace({ body: { metadata: { name: `b${i}` } } });
     await applyCr(kc, t.profile, `b${i}`);
   }
-  const op = await startOperator({ kubeconfig: cp.kubeconfig, leaseNamespace: 'default', logDir: runDir, name: 'bench', extraArgs: [`--log-level=${process.env.BENCH_LOG_LEVEL ?? 'warn'}`] });
+  const op = await startOperator({ kubeconfig: cp.kubeconfig, leaseNamespace: 'default', logDir: runDir, name: 'bench', extraArgs: [`--log-level=${process.env.BENCH_LOG_LEVEL ?? 'warn'}`, ...(process.env.BENCH_WORKERS ? [`--workers=${process.env.BENCH_WORKERS}`] : [])] });
   const pid = op.record.pid;
   const t0 = Date.now();
   const svc = (i: number) => ({ ...t.service, metadata: { name: `s${i}` },

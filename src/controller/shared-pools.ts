@@ -70,14 +70,20 @@ export class SharedPools {
   }
 
   async shareFor(key: string, svc: LLMService, own: ServiceInstance): Promise<Share> {
-    const all = this.deps.view.services?.();
-    if (!all) return { kind: 'alone' };
+    if (!this.deps.view.services) return { kind: 'alone' };
     const pools = new Map(this.deps.view.pools().map((p) => [p.metadata.name, p]));
-    const live = all.filter((s) => !s.metadata.deletionTimestamp && keyOf(s) !== key);
-    const caps: Record<string, number> = {};
     const mine = new Set(svc.spec.gpus.map((g) => g.pool));
     // Decisions this service was part of but no longer is (it dropped the pool): the others get the room.
     for (const [pool, d] of this.decisions) if (!mine.has(pool) && d.members.includes(key)) this.forgetPool(pool, key);
+    // Listing every cached service is O(services) per reconcile, O(services²) per interval: only a service on a
+    // capped pool needs the snapshot (bench/controller: 1,000 uncapped services).
+    const capped = svc.spec.gpus.some((g) => {
+      const p = pools.get(g.pool);
+      return p !== undefined && capGPUsOf(p) !== undefined;
+    });
+    if (!capped) return { kind: 'alone' };
+    const live = this.deps.view.services().filter((s) => !s.metadata.deletionTimestamp && keyOf(s) !== key);
+    const caps: Record<string, number> = {};
 
     for (const g of svc.spec.gpus) {
       const pool = pools.get(g.pool);
