@@ -4,6 +4,7 @@
 import { z } from 'zod';
 import { DEFAULT_LEASE_NAME } from '../controller/constants.js';
 import { LOG_LEVELS } from '../controller/logger.js';
+import { RouterDefaultsFields } from '../controller/router-defaults.js';
 
 /** What `melangectl controller` accepts for its duration flags (src/api/meta.ts parseDurationMs). */
 const Duration = z.string().regex(/^[1-9][0-9]{0,8}(ms|s|m|h)$/, 'a duration like 500ms, 30s, 5m, 1h');
@@ -139,22 +140,29 @@ export const ChartValues = z
       .strictObject({
         image: z
           .strictObject({
-            repository: z.string().default('').describe('Empty: the operator image (it contains `melangectl router`).'),
-            tag: z.string().default(''),
-            pullPolicy: PullPolicy.default('IfNotPresent'),
+            repository: z.string().default('').describe('Empty: the operator image, digest included (it contains `melangectl router`).'),
+            tag: z.string().default('').describe('Empty: the operator image tag (image.tag, else the chart appVersion).'),
+            digest: z
+              .union([z.literal(''), z.string().regex(/^sha256:[0-9a-f]{64}$/)])
+              .default('')
+              .describe('Router image digest (sha256:...), used with router.image.repository/tag.'),
+            pullPolicy: RouterDefaultsFields.imagePullPolicy,
           })
           .prefault({}),
-        replicas: z.int().min(1).max(100).default(2),
-        port: Port.default(8080),
-        metricsPort: Port.default(9090),
-        logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-        maxBodyBytes: z.int().min(1024).default(16 * 1024 * 1024),
-        shutdownGraceMs: z.int().min(0).default(30_000),
-        resources: KubeObject.default({ requests: { cpu: '250m', memory: '128Mi' }, limits: { memory: '512Mi' } }),
+        replicas: RouterDefaultsFields.replicas,
+        port: RouterDefaultsFields.port,
+        metricsPort: RouterDefaultsFields.metricsPort,
+        logLevel: RouterDefaultsFields.logLevel,
+        maxBodyBytes: RouterDefaultsFields.maxBodyBytes,
+        shutdownGraceMs: RouterDefaultsFields.shutdownGraceMs,
+        preStopSleepSeconds: RouterDefaultsFields.preStopSleepSeconds,
+        resources: RouterDefaultsFields.resources,
+        serviceAccountName: RouterDefaultsFields.serviceAccountName,
+        imagePullSecrets: RouterDefaultsFields.imagePullSecrets,
       })
       .prefault({})
       .describe(
-        'Defaults for the size-aware router of each LLMService (`melangectl router`, docs/router.md), published in the ConfigMap <fullname>-router-defaults and mounted at /etc/melange/router-defaults.yaml.',
+        'Defaults of the size-aware router Deployment the operator runs for each LLMService with spec.router.enabled (`melangectl router`, docs/router.md): rendered into the ConfigMap <fullname>-router-defaults, mounted at /etc/melange/router-defaults.yaml and read by the operator (--router-defaults). spec.router.image and spec.router.replicas of an LLMService win over these.',
       ),
     global: z.looseObject({}).optional().describe('Passed down by parent charts; unused.'),
   })

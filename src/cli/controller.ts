@@ -17,6 +17,7 @@ import {
   type Endpoint,
   type LogLevel,
 } from '../controller/index.js';
+import { RouterDefaultsError, loadRouterDefaultsFile, resolveRouterDefaults, type RouterDefaults } from '../controller/router-defaults.js';
 import { ObservedWorkloadSource, SecretCredentials, WorkloadSources } from '../controller/workload.js';
 import { SolverWorker } from '../solver/index.js';
 import { PrometheusWorkloadSource, SpecWorkloadSource } from '../workload/source.js';
@@ -40,8 +41,11 @@ Runs the operator: reconciles LLMServices into one Deployment per GPU type with 
   --rewatch-period D         re-open watches this often (default 5m)
   --shutdown-grace D         time in-flight reconciles get on SIGTERM (default 10s)
   --prometheus-url URL       Prometheus for services with spec.workload.source: Prometheus (when spec.workload.prometheus.url is unset)
-  --router-image IMAGE       run the size-aware router (melangectl router) from IMAGE for services with spec.router.enabled
-                             (without it, only services that set spec.router.image get a router)
+  --router-defaults FILE     defaults of the router Deployment of services with spec.router.enabled (YAML: image,
+                             imagePullPolicy, replicas, port, metricsPort, logLevel, maxBodyBytes, shutdownGraceMs,
+                             preStopSleepSeconds, resources, serviceAccountName, imagePullSecrets; docs/router.md), read once at start-up
+  --router-image IMAGE       router image (melangectl router); overrides the defaults file's image. With no image from
+                             either, only services that set spec.router.image get a router
 Durations: 500ms, 30s, 5m, 1h. Addresses: host:port, :port (all interfaces) or 0.`;
 
 export interface ControllerDeps {
@@ -88,6 +92,7 @@ export async function controllerCommand(argv: string[], io: Io, deps: Controller
       'shutdown-grace': { type: 'string', default: '10s' },
       'prometheus-url': { type: 'string' },
       'router-image': { type: 'string' },
+      'router-defaults': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -127,6 +132,15 @@ export async function controllerCommand(argv: string[], io: Io, deps: Controller
     }
     if (!u || (u.protocol !== 'http:' && u.protocol !== 'https:')) throw new UsageError(`--prometheus-url: "${prometheusUrl}" is not an http(s) URL`);
   }
+  // Router defaults: spec.router.* > flags > the file > built-ins (src/controller/router-defaults.ts).
+  let router: RouterDefaults;
+  try {
+    const file = values['router-defaults'] !== undefined ? loadRouterDefaultsFile(values['router-defaults']) : undefined;
+    router = resolveRouterDefaults({ ...(file ? { file } : {}), ...(values['router-image'] !== undefined ? { routerImage: values['router-image'] } : {}) });
+  } catch (err) {
+    if (err instanceof RouterDefaultsError) throw new UsageError(`--router-defaults ${err.file}: ${err.lines.join('; ')}`);
+    throw new UsageError((err as Error).message);
+  }
   const namespace = values.namespace ?? env.POD_NAMESPACE ?? readNamespaceFile() ?? 'default';
   const identity = values.identity ?? `${env.POD_NAME ?? hostname()}_${randomBytes(4).toString('hex')}`;
 
@@ -151,7 +165,7 @@ export async function controllerCommand(argv: string[], io: Io, deps: Controller
     leaderElection: { enabled: le === 'true', namespace, name: values['leader-election-id'], identity, leaseMs, renewDeadlineMs, retryMs },
     workers,
     workload,
-    ...(values['router-image'] ? { routerImage: values['router-image'] } : {}),
+    router,
     rewatchMs,
     shutdownGraceMs,
     ...(values['watch-namespace'] ? { watchNamespace: values['watch-namespace'] } : {}),
@@ -177,7 +191,7 @@ export async function controllerCommand(argv: string[], io: Io, deps: Controller
   try {
     if (healthAddr) endpoints.push(await startProbeServer(healthAddr, () => manager.readiness()));
     if (metricsAddr) endpoints.push(await startMetricsServer(metricsAddr, metrics.registry));
-    log.info({ identity, leaseNamespace: namespace, leaderElect: le === 'true', healthAddr: healthAddr ? endpoints[0]?.address : 'disabled', metricsAddr: metricsAddr ? endpoints.at(-1)?.address : 'disabled', watchNamespace: values['watch-namespace'] ?? '(all)' }, 'melange-operator starting');
+    log.info({ identity, leaseNamespace: namespace, leaderElect: le === 'true', healthAddr: healthAddr ? endpoints[0]?.address : 'disabled', metricsAddr: metricsAddr ? endpoints.at(-1)?.address : 'disabled', watchNamespace: values['watch-namespace'] ?? '(all)', routerImage: router.image ?? '(none: only services with spec.router.image get a router)', routerDefaults: values['router-defaults'] ?? '(built-in)' }, 'melange-operator starting');
     code = await manager.run(abort.signal);
   } finally {
     await solver.close();

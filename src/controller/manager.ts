@@ -10,6 +10,7 @@ import { LeaderElector, withTimeout } from './leader.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
 import { Reconciler } from './reconciler.js';
+import type { RouterDefaults } from './router-defaults.js';
 import { InformerView } from './view.js';
 import { WorkQueue, runWorkers } from './workqueue.js';
 import { KubeWriter } from './writer.js';
@@ -43,8 +44,8 @@ export interface ManagerOptions {
   watchNamespace?: string;
   workers?: number;
   workload?: WorkloadSource;
-  /** Default image of the router Deployment (--router-image), when spec.router.image is unset. */
-  routerImage?: string;
+  /** Router Deployment defaults (--router-defaults, --router-image on top); spec.router.{image,replicas} win. */
+  router?: RouterDefaults;
   /** Re-open watches this often (client-node 1.4 has no watch inactivity timeout). Default 5 min. */
   rewatchMs?: number;
   // --- GPU pools: opt-in until the CLI exposes it and the chart grants GPUPOOL_CLUSTER_RULES ---
@@ -99,7 +100,7 @@ export class Manager {
     this.reconciler = new Reconciler({
       view,
       writer: new KubeWriter(this.clients, this.clients.core),
-      ...(o.routerImage ? { routerImage: o.routerImage } : {}),
+      ...(o.router ? { router: o.router } : {}),
       events,
       workload: o.workload ?? new WorkloadSources(),
       solve: o.solve,

@@ -17,6 +17,7 @@ import type { ReconcileResult } from './workqueue.js';
 import type { ClusterWriter } from './writer.js';
 import type { WorkloadSource } from './workload.js';
 import { buildPoolService, buildRouterConfigMap, buildRouterDeployment, buildRouterService, routedSplit, routerConfig, type CoreManifest } from './router.js';
+import type { RouterDefaults } from './router-defaults.js';
 
 // One level-triggered pass over one LLMService: read the snapshot, plan (planner.ts: workload, instance,
 // memoised solve), plan the transition, apply Deployments, write status if it changed, emit events on
@@ -33,10 +34,10 @@ export interface ReconcilerDeps {
   now?: () => Date;
   metrics?: Metrics;
   /**
-   * Router image when spec.router.image is unset (--router-image). With neither, no router objects are
-   * managed for the service (an operator deployed without --router-image leaves routing to the user).
+   * Operator-wide router defaults (--router-defaults file, --router-image on top; router-defaults.ts). With no
+   * image here and no spec.router.image, no router objects are managed for the service (routing left to the user).
    */
-  routerImage?: string;
+  router?: RouterDefaults;
   /** Adds another service's key to the work queue (a co-sharer of a capped pool whose share changed). */
   enqueue?: (key: string) => void;
 }
@@ -198,7 +199,7 @@ export class Reconciler {
    */
   private async applyRouter(key: string, svc: LLMService, status: NonNullable<LLMService['status']>, after: readonly ObservedDeployment[], log: Logger): Promise<string | undefined> {
     const apply = this.deps.writer.applyCore?.bind(this.deps.writer);
-    const image = svc.spec.router.image ?? this.deps.routerImage;
+    const image = svc.spec.router.image ?? this.deps.router?.image;
     if (!apply || !svc.spec.router.enabled || !image || !status.split) return undefined;
     const poolsById = new Map(this.deps.view.pools().map((p) => [p.metadata.name, p]));
     const pools = svc.spec.gpus.flatMap((g) => {
@@ -212,7 +213,7 @@ export class Reconciler {
       buildRouterConfigMap(svc, config),
       ...pools.map((p) => buildPoolService(svc, p)),
       buildRouterService(svc),
-      buildRouterDeployment(svc, image),
+      buildRouterDeployment(svc, this.deps.router),
     ];
     const seen = this.routerApplied.get(key) ?? new Map<string, string>();
     this.routerApplied.set(key, seen);

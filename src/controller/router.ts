@@ -4,6 +4,7 @@ import { API_VERSION, LLMSERVICE_KIND, type LLMService } from '../api/index.js';
 import type { RouterConfigInput } from '../router/config.js';
 import { APPLIED_HASH_ANNOTATION, LABELS, OPERATOR_NAME } from './constants.js';
 import { canonicalJson, labelValue, selectorLabels, type DeploymentManifest } from './desired.js';
+import { routerDefaults, type RouterDefaults } from './router-defaults.js';
 
 // What the operator runs in front of one LLMService's model servers (spec.router.enabled): pure builders.
 //
@@ -11,14 +12,15 @@ import { canonicalJson, labelValue, selectorLabels, type DeploymentManifest } fr
 //                             split from the solve restricted to pools with ready capacity, pools discovered
 //                             from per-pool headless Services. The router hot-reloads it (no restart).
 //   Service    <svc>-<pool>   headless, selects that pool's model-server pods; the router reads its EndpointSlices.
-//   Deployment <svc>-router   `melangectl router --config /etc/melange-router/config.yaml`.
+//   Deployment <svc>-router   `melangectl router --config /etc/melange-router/config.yaml`, settings from the
+//                             operator's router defaults (router-defaults.ts) under spec.router.{image,replicas}.
 //   Service    <svc>          in front of the router: the service's OpenAI-compatible endpoint.
 //
 // All carry an owner reference to the LLMService (garbage-collected with it).
 
 export const ROUTER_CONFIG_KEY = 'config.yaml';
 export const ROUTER_CONFIG_DIR = '/etc/melange-router';
-export const ROUTER_PORT = 8080;
+/** Port of the metrics port of the Service `<svc>` (targets the container port named metrics, whatever its number). */
 export const ROUTER_METRICS_PORT = 9090;
 export const DEFAULT_MODEL_PORT = 8000;
 
@@ -174,40 +176,100 @@ export function buildRouterService(service: LLMService): CoreManifest {
   });
 }
 
+/** The image of a service's router: spec.router.image, else the operator's default; undefined = no router. */
+export const routerImage = (service: LLMService, defaults?: Pick<RouterDefaults, 'image'>): string | undefined => service.spec.router.image ?? defaults?.image;
+
+/** Seconds the kubelet waits after SIGTERM: the preStop sleep, the router's own drain, and 5 s of margin. */
+export const routerTerminationGraceSeconds = (d: Pick<RouterDefaults, 'preStopSleepSeconds' | 'shutdownGraceMs'>): number =>
+  d.preStopSleepSeconds + Math.ceil(d.shutdownGraceMs / 1000) + 5;
+
+/** Pod-template annotation: hash of the router settings (not the split, not replicas) — a change rolls the pods. */
+export const ROUTER_SETTINGS_HASH_ANNOTATION = 'melange.dev/router-settings-hash';
+/** Where the router image keeps the CLI (the Dockerfile's layout; the operator runs the same file). */
+export const ROUTER_ENTRYPOINT = ['node', '/app/bin/melangectl.js', 'router'] as const;
+
 /**
  * The router Deployment. The config is mounted from the ConfigMap and hot-reloaded by the router, so a
- * new split does not change the pod template (no restart). Its pods use the namespace's default
- * ServiceAccount unless the template is customised: EndpointSlice discovery needs `discovery.k8s.io
- * endpointslices: list, watch` for that ServiceAccount (docs/loop.md) — the router's concern, not the operator's.
+ * new split does not change the pod template (no restart); a change of the router settings (image, flags,
+ * resources, …: `defaults` from --router-defaults / --router-image, over the built-ins) does, and the
+ * settings hash on the pod template makes that explicit. Precedence: spec.router.{image,replicas} > defaults.
+ * Call only when routerImage(service, defaults) is defined (throws otherwise).
+ *
+ * The pods use the namespace's default ServiceAccount unless defaults.serviceAccountName names another:
+ * EndpointSlice discovery needs `discovery.k8s.io endpointslices: get, list, watch` for it (docs/loop.md) —
+ * the router's concern, not the operator's.
  */
-export function buildRouterDeployment(service: LLMService, image: string): DeploymentManifest {
+export function buildRouterDeployment(service: LLMService, defaults: RouterDefaults = routerDefaults()): DeploymentManifest {
   const svc = service.metadata.name;
+  const image = routerImage(service, defaults);
+  if (!image) throw new Error(`router of ${service.metadata.namespace ?? 'default'}/${svc}: no image (spec.router.image, --router-image or the router defaults file)`);
   const own = { ...labels(service, 'router'), ...routerSelector(svc) };
+  const d = defaults;
+  const container: Obj = {
+    name: 'router',
+    image,
+    imagePullPolicy: d.imagePullPolicy,
+    // node itself is PID 1, so SIGTERM reaches the router's drain.
+    command: [...ROUTER_ENTRYPOINT],
+    args: [
+      '--config',
+      `${ROUTER_CONFIG_DIR}/${ROUTER_CONFIG_KEY}`,
+      '--host',
+      '0.0.0.0',
+      '--port',
+      String(d.port),
+      '--metrics-port',
+      String(d.metricsPort),
+      '--log-level',
+      d.logLevel,
+      '--max-body-bytes',
+      String(d.maxBodyBytes),
+      '--shutdown-grace-ms',
+      String(d.shutdownGraceMs),
+    ],
+    ports: [
+      { name: 'http', containerPort: d.port, protocol: 'TCP' },
+      { name: 'metrics', containerPort: d.metricsPort, protocol: 'TCP' },
+    ],
+    // /readyz: config loaded, every pool's backend source synced once, not draining. /healthz: the process runs.
+    readinessProbe: { httpGet: { path: '/readyz', port: 'http' }, periodSeconds: 5, timeoutSeconds: 2, failureThreshold: 3 },
+    livenessProbe: { httpGet: { path: '/healthz', port: 'http' }, initialDelaySeconds: 10, periodSeconds: 10, timeoutSeconds: 2, failureThreshold: 3 },
+    ...(d.preStopSleepSeconds > 0 ? { lifecycle: { preStop: { sleep: { seconds: d.preStopSleepSeconds } } } } : {}),
+    resources: structuredClone(d.resources),
+    securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
+    volumeMounts: [
+      { name: 'config', mountPath: ROUTER_CONFIG_DIR, readOnly: true },
+      // The only writable path: the root filesystem is read-only.
+      { name: 'tmp', mountPath: '/tmp' },
+    ],
+  };
+  const podSpec: Obj = {
+    ...(d.serviceAccountName ? { serviceAccountName: d.serviceAccountName } : {}),
+    ...(d.imagePullSecrets.length > 0 ? { imagePullSecrets: d.imagePullSecrets.map((s) => ({ name: s.name })) } : {}),
+    terminationGracePeriodSeconds: routerTerminationGraceSeconds(d),
+    securityContext: { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, seccompProfile: { type: 'RuntimeDefault' } },
+    affinity: {
+      // Spread the replicas over nodes when possible (one node down must not take the endpoint down).
+      podAntiAffinity: {
+        preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 100, podAffinityTerm: { topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: routerSelector(svc) } } }],
+      },
+    },
+    containers: [container],
+    volumes: [
+      { name: 'config', configMap: { name: routerName(svc) } },
+      { name: 'tmp', emptyDir: { sizeLimit: '64Mi' } },
+    ],
+  };
   const m: DeploymentManifest = {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
     metadata: { name: routerName(svc), namespace: service.metadata.namespace ?? 'default', labels: own, annotations: {}, ownerReferences: [ownerRef(service)] },
     spec: {
-      replicas: service.spec.router.replicas,
+      replicas: service.spec.router.replicas ?? d.replicas,
       selector: { matchLabels: routerSelector(svc) },
       template: {
-        metadata: { labels: own },
-        spec: {
-          containers: [
-            {
-              name: 'router',
-              image,
-              command: ['node', 'bin/melangectl.js'],
-              args: ['router', '--config', `${ROUTER_CONFIG_DIR}/${ROUTER_CONFIG_KEY}`, '--host', '0.0.0.0', '--port', String(ROUTER_PORT), '--metrics-port', String(ROUTER_METRICS_PORT)],
-              ports: [
-                { name: 'http', containerPort: ROUTER_PORT, protocol: 'TCP' },
-                { name: 'metrics', containerPort: ROUTER_METRICS_PORT, protocol: 'TCP' },
-              ],
-              volumeMounts: [{ name: 'config', mountPath: ROUTER_CONFIG_DIR, readOnly: true }],
-            },
-          ],
-          volumes: [{ name: 'config', configMap: { name: routerName(svc) } }],
-        },
+        metadata: { labels: own, annotations: { [ROUTER_SETTINGS_HASH_ANNOTATION]: hashOf(podSpec) } },
+        spec: podSpec,
       },
     },
   };

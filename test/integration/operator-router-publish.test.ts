@@ -1,9 +1,11 @@
 /**
- * Issue 5: the operator publishes the routing split. With --router-image, an LLMService with
+ * Issue 5: the operator publishes the routing split. With --router-defaults / --router-image, an LLMService with
  * spec.router.enabled gets a ConfigMap `<svc>-router` (a router config the router's own validateConfig
  * accepts, split = status.split restricted to ready pools), one headless Service per pool, the router
  * Deployment and the Service `<svc>`, all owned by the LLMService. Real API server; the operator as a process.
  */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { parse as parseYaml } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -40,13 +42,19 @@ describe('operator: publishes the router (ConfigMap, per-pool Services, Deployme
   });
 
   it('the ConfigMap parses with the router validateConfig and its split matches status.split', async () => {
+    const defaultsFile = join(env.runDir, `op-router-${suffix}-router-defaults.yaml`);
+    writeFileSync(
+      defaultsFile,
+      ['image: registry.invalid/from-file:1', 'replicas: 4', 'logLevel: debug', 'shutdownGraceMs: 20000', 'resources: {requests: {cpu: 100m, memory: 64Mi}}', ''].join('\n'),
+    );
     const op = await startOperator({
       kubeconfig: env.kubeconfig,
       leaseNamespace: ns.name,
       watchNamespace: ns.name,
       logDir: `${env.runDir}/logs`,
       name: `op-router-${suffix}`,
-      extraArgs: ['--router-image', 'registry.invalid/melange-operator:test'],
+      // The file's image is overridden by --router-image; its other fields apply; spec.router.replicas wins.
+      extraArgs: ['--router-defaults', defaultsFile, '--router-image', 'registry.invalid/melange-operator:test'],
     });
     ops.push(op);
     const spec = tiny.service.spec as Record<string, unknown>;
@@ -72,7 +80,16 @@ describe('operator: publishes the router (ConfigMap, per-pool Services, Deployme
     expect(owned(front)).toBe(true);
     const router = await apps.readNamespacedDeployment({ name: 'svc-router', namespace: ns.name });
     expect(owned(router)).toBe(true);
-    expect(router.spec?.template.spec?.containers[0]?.image).toBe('registry.invalid/melange-operator:test');
+    const rc = router.spec?.template.spec?.containers[0];
+    expect(rc?.image).toBe('registry.invalid/melange-operator:test');
+    expect(router.spec?.replicas).toBe(1);
+    expect(rc?.args).toEqual(expect.arrayContaining(['--log-level', 'debug', '--shutdown-grace-ms', '20000']));
+    expect(rc?.resources).toEqual({ requests: { cpu: '100m', memory: '64Mi' } });
+    expect(rc?.readinessProbe?.httpGet).toMatchObject({ path: '/readyz', port: 'http' });
+    expect(rc?.livenessProbe?.httpGet).toMatchObject({ path: '/healthz', port: 'http' });
+    expect(rc?.lifecycle?.preStop?.sleep?.seconds).toBe(5); // accepted by the API server (PodLifecycleSleepAction)
+    expect(router.spec?.template.spec?.terminationGracePeriodSeconds).toBe(5 + 20 + 5);
+    expect(router.spec?.template.metadata?.annotations?.['melange.dev/router-settings-hash']).toMatch(/^[0-9a-f]{16}$/);
     expect(router.spec?.template.spec?.volumes?.[0]?.configMap?.name).toBe('svc-router');
     expect(front.spec?.selector).toEqual(router.spec?.selector?.matchLabels);
     // The router Deployment is not a pool: the model-server Deployments are untouched by it.

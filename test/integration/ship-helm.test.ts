@@ -1,17 +1,18 @@
 /**
  * The Helm chart with the real helm (v3.22, built from Go modules by hack/test-bins.sh, HOME and HELM_* in a
  * temp dir): `helm lint --strict`, `helm template` (defaults and variants), the rendered RBAC equal to
- * deploy/10-rbac.yaml, the rendered operator Deployment equal to deploy/20-operator.yaml where it matters,
+ * deploy/10-rbac.yaml, the rendered operator Deployment and router defaults equal to deploy/20-operator.yaml where it matters,
  * then `helm install` into the shared test control plane (CRDs left to the harness: crds.install=false) and
  * the operator run as exactly the chart's ServiceAccount (a client cert for
  * system:serviceaccount:<ns>:<sa>) serving a service to Ready on kwok GPU nodes.
  * The CRD install / upgrade / uninstall cycle and the one-verb-removed matrix need a cluster of their own:
  * test/integration/ship-lifecycle.test.ts.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PolicyV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseRouterDefaults } from '../../src/controller/router-defaults.js';
 import { KUBE_VERSION } from '../support/control-plane.js';
 import { applyCrdsFromDir } from '../support/crds.js';
 import { testEnv } from '../support/env.js';
@@ -29,6 +30,12 @@ const env = testEnv();
 const full = env.profile === 'full';
 const deployDocs = (f: string) => parseDocs(readFileSync(repoPath('deploy', f), 'utf8'));
 const crdSource = (f: string) => parseDocs(readFileSync(repoPath('crds', f), 'utf8'))[0]!;
+/** The router defaults file in a rendered/shipped ConfigMap, validated by the operator's own schema. */
+const routerDefaultsOf = (cm: Obj) => {
+  const r = parseRouterDefaults(cm.data['router-defaults.yaml']);
+  if (!r.ok) throw new Error(`router-defaults.yaml of ConfigMap/${cm.metadata.name} is invalid: ${r.errors.join('; ')}`);
+  return r.defaults;
+};
 
 describe('chart: helm lint and helm template', () => {
   const helm = new Helm(env.binDir);
@@ -144,6 +151,18 @@ describe('chart: helm lint and helm template', () => {
     expect(cp.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].podAffinityTerm.topologyKey).toBe('kubernetes.io/hostname');
     expect(oneOf(docs, 'PodDisruptionBudget').spec.minAvailable).toBe(oneOf(deploy, 'PodDisruptionBudget').spec.minAvailable);
     expect(oneOf(docs, 'Service').spec.ports).toEqual([{ ...oneOf(deploy, 'Service').spec.ports[0], protocol: 'TCP' }]);
+    // The router defaults: the same flag (checked with the args above), mount and file content as deploy/.
+    expect(cc.args).toContain('--router-defaults=/etc/melange/router-defaults.yaml');
+    const mount = (dc.volumeMounts as Obj[]).find((m) => m.name === 'router-defaults');
+    expect(mount).toEqual({ name: 'router-defaults', mountPath: '/etc/melange', readOnly: true });
+    expect(cc.volumeMounts).toContainEqual(mount);
+    const [cm, dm] = [oneOf(docs, 'ConfigMap'), oneOf(deploy, 'ConfigMap')];
+    expect(cm.metadata.name).toBe(dm.metadata.name);
+    expect(cp.volumes).toContainEqual({ name: 'router-defaults', configMap: { name: cm.metadata.name } });
+    expect(dp.volumes).toContainEqual({ name: 'router-defaults', configMap: { name: dm.metadata.name } });
+    const [chartDefaults, deployDefaults] = [routerDefaultsOf(cm), routerDefaultsOf(dm)];
+    expect(chartDefaults).toEqual(deployDefaults);
+    expect(chartDefaults.image).toBe(cc.image); // the operator image runs `melangectl router` too
   });
 
   it('CRDs: rendered from crds/ verbatim with the keep policy; crds.install=false and crds.keep=false work', async () => {
@@ -191,6 +210,7 @@ describe('chart: helm lint and helm template', () => {
       '--workers=8',
       '--rewatch-period=10m',
       '--shutdown-grace=20s',
+      '--router-defaults=/etc/melange/router-defaults.yaml',
       '--watch-namespace=llm',
       '--foo=bar',
     ]);
@@ -200,8 +220,23 @@ describe('chart: helm lint and helm template', () => {
     expect(sm.spec.endpoints[0]).toMatchObject({ port: 'metrics', path: '/metrics', interval: '30s' });
     expect(sm.spec.selector.matchLabels['app.kubernetes.io/component']).toBe('metrics');
     expect(oneOf(docs, 'Service').metadata.labels).toMatchObject(sm.spec.selector.matchLabels);
-    const router = parseDocs(oneOf(docs, 'ConfigMap').data['router-defaults.yaml'])[0]!;
-    expect(router).toMatchObject({ image: 'registry.example/melange:9.9.9', replicas: 3, logLevel: 'warn', port: 8080, metricsPort: 9090, maxBodyBytes: 16777216 });
+    expect(c.args).toContain('--router-defaults=/etc/melange/router-defaults.yaml');
+    // The router defaults the operator reads: valid for its schema; the operator image (digest included) by default.
+    const router = routerDefaultsOf(oneOf(docs, 'ConfigMap'));
+    expect(router).toMatchObject({ image: `registry.example/melange:9.9.9@sha256:${'a'.repeat(64)}`, replicas: 3, logLevel: 'warn', port: 8080, metricsPort: 9090, maxBodyBytes: 16777216 });
+    const own = routerDefaultsOf(
+      oneOf(
+        await helm.template('rel', 'ops', {
+          image: { tag: '9.9.9' },
+          router: { image: { repository: 'registry.example/router', pullPolicy: 'Always' }, serviceAccountName: 'melange-router', imagePullSecrets: [{ name: 'regcred' }], preStopSleepSeconds: 0, resources: { requests: { cpu: 1 } } },
+        }),
+        'ConfigMap',
+      ),
+    );
+    expect(own).toMatchObject({ image: 'registry.example/router:9.9.9', imagePullPolicy: 'Always', serviceAccountName: 'melange-router', imagePullSecrets: [{ name: 'regcred' }], preStopSleepSeconds: 0, resources: { requests: { cpu: 1 } } });
+    expect(routerDefaultsOf(oneOf(await helm.template('rel', 'ops', { router: { image: { tag: 'r1', digest: `sha256:${'b'.repeat(64)}` } } }), 'ConfigMap')).image).toBe(
+      `ghcr.io/melange-operator/melange-operator:r1@sha256:${'b'.repeat(64)}`,
+    );
 
     const single = await helm.template('rel', 'ops', { replicaCount: 1, leaderElection: { enabled: false }, rbac: { aggregatedRoles: false } });
     expect(byKind(single, 'PodDisruptionBudget')).toEqual([]); // a PDB of 1/1 would block every drain
@@ -285,14 +320,29 @@ describe('chart: helm install into the test control plane; the operator runs as 
     const cert = await signClientCert(pki, `ship-helm-${suffix}`, `system:serviceaccount:${ns.name}:${sa}`, ['system:serviceaccounts', `system:serviceaccounts:${ns.name}`]);
     const kubeconfig = join(env.runDir, `ship-helm-${suffix}.kubeconfig`);
     await writeKubeconfig(kubeconfig, env.apiUrl, pki.caCrt, cert.crt, cert.key);
+    // The router defaults the chart installed, read the way the pod reads its mount: a file and --router-defaults.
+    const { core } = makeClients(kc);
+    const defaultsCm = await core.readNamespacedConfigMap({ name: `${fullname}-router-defaults`, namespace: ns.name });
+    const defaultsFile = join(env.runDir, `ship-helm-${suffix}-router-defaults.yaml`);
+    writeFileSync(defaultsFile, defaultsCm.data?.['router-defaults.yaml'] ?? '');
     // Cluster-wide, like the chart's Deployment; the Lease in the release namespace (the pod's namespace).
-    const op = await startOperator({ kubeconfig, leaseNamespace: ns.name, logDir: join(env.runDir, 'logs'), name: 'ship-helm-op' });
+    const op = await startOperator({ kubeconfig, leaseNamespace: ns.name, logDir: join(env.runDir, 'logs'), name: 'ship-helm-op', extraArgs: [`--router-defaults=${defaultsFile}`] });
     ops.push(op);
     await applyCr(kc, tiny.service, ns.name);
     const svc = await waitForService(kc, ns.name, 'svc', (s) => s.status?.observedGeneration === 1 && (!full || conditionOf(s, 'Ready')?.status === 'True'), 'Ready as the chart ServiceAccount', 90_000);
     expect(svc.status?.allocation?.[0]?.replicas).toBe(tinyReplicas(2));
     expect((await deploymentsOf(kc, ns.name, 'svc')).size).toBe(1);
-    const { events, coordination } = makeClients(kc);
+    const { events, coordination, apps } = makeClients(kc);
+    // spec.router.enabled defaults to true: the router Deployment, with the chart's defaults (operator image).
+    const router = await waitFor(async () => ignoreNotFound(() => apps.readNamespacedDeployment({ name: 'svc-router', namespace: ns.name })), { what: 'Deployment svc-router', timeoutMs: 30_000 });
+    const rc = router.spec?.template.spec?.containers[0];
+    expect(rc?.image).toBe(`ghcr.io/melange-operator/melange-operator:0.1.0`);
+    expect(rc?.command).toEqual(['node', '/app/bin/melangectl.js', 'router']);
+    expect(rc?.args).toEqual(expect.arrayContaining(['--port', '8080', '--metrics-port', '9090', '--shutdown-grace-ms', '30000']));
+    expect(rc?.readinessProbe?.httpGet?.path).toBe('/readyz');
+    expect(rc?.securityContext).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
+    expect(router.spec?.template.spec?.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
+    expect(router.spec?.template.spec?.terminationGracePeriodSeconds).toBeGreaterThanOrEqual(35);
     await waitFor(async () => (await events.listNamespacedEvent({ namespace: ns.name })).items.some((e) => e.reason === 'AllocationChanged' && e.regarding?.name === 'svc'), {
       what: 'AllocationChanged event',
       timeoutMs: 15_000,

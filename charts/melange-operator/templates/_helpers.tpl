@@ -57,6 +57,25 @@ app.kubernetes.io/part-of: melange
 {{- end }}
 {{- end }}
 
+{{/*
+The router image: the operator image (digest included) unless router.image overrides a part of it; an
+override falls back to the operator repository and tag for the parts it leaves empty.
+*/}}
+{{- define "melange-operator.routerImage" -}}
+{{- $r := .Values.router.image }}
+{{- if or $r.repository $r.tag $r.digest }}
+{{- $repo := default .Values.image.repository $r.repository }}
+{{- $tag := default (default .Chart.AppVersion .Values.image.tag) $r.tag }}
+{{- if $r.digest }}
+{{- printf "%s:%s@%s" $repo $tag $r.digest }}
+{{- else }}
+{{- printf "%s:%s" $repo $tag }}
+{{- end }}
+{{- else }}
+{{- include "melange-operator.image" . }}
+{{- end }}
+{{- end }}
+
 {{/* Checks the values the JSON schema cannot express. */}}
 {{- define "melange-operator.validate" -}}
 {{- if and (gt (int .Values.replicaCount) 1) (not .Values.leaderElection.enabled) }}

@@ -2,6 +2,7 @@ import { parse as parseYaml } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../../src/controller/logger.js';
 import { Reconciler } from '../../../src/controller/reconciler.js';
+import { routerDefaults } from '../../../src/controller/router-defaults.js';
 import {
   ROUTER_CONFIG_KEY,
   buildPoolService,
@@ -79,15 +80,15 @@ describe('router builders', () => {
   });
 
   it('the router Deployment mounts the ConfigMap and runs melangectl router; the Service <svc> fronts it', () => {
-    const d = buildRouterDeployment(svc, 'img:1');
+    const d = buildRouterDeployment(svc, routerDefaults({ image: 'img:1' }));
     expect(d.metadata.name).toBe('chat-router');
     expect(d.metadata.labels['melange.dev/service']).toBeUndefined(); // not a model-server Deployment
     expect(d.metadata.labels['melange.dev/pool']).toBeUndefined();
     expect(d.spec.replicas).toBe(2);
     const c = (d.spec.template.spec.containers as Array<Record<string, unknown>>)[0]!;
     expect(c.image).toBe('img:1');
-    expect(c.args).toEqual(expect.arrayContaining(['router', '--config', '/etc/melange-router/config.yaml']));
-    expect(d.spec.template.spec.volumes).toEqual([{ name: 'config', configMap: { name: 'chat-router' } }]);
+    expect([...(c.command as string[]), ...(c.args as string[])]).toEqual(expect.arrayContaining(['router', '--config', '/etc/melange-router/config.yaml']));
+    expect(d.spec.template.spec.volumes).toContainEqual({ name: 'config', configMap: { name: 'chat-router' } });
     expect(d.spec.template.metadata.labels).toMatchObject(d.spec.selector.matchLabels);
     const s = buildRouterService(svc);
     expect(s.metadata.name).toBe('chat');
@@ -128,7 +129,7 @@ describe('reconciler publishes the router', () => {
       workload: new WorkloadSources(),
       solve: async (i) => solve(i, engine),
       log: createLogger('silent'),
-      ...(opts.image ? { routerImage: opts.image } : {}),
+      ...(opts.image ? { router: routerDefaults({ image: opts.image }) } : {}),
     });
     return { r, deps, core, applies, status: () => svc.status as Record<string, unknown> };
   }
@@ -184,6 +185,20 @@ describe('reconciler publishes the router', () => {
     await w.r.reconcile('ml/chat');
     v = last();
     expect(v.ok && v.config.split).toEqual(split);
+  });
+
+  it('the router Deployment gets the operator defaults; spec.router.image alone (no defaults) uses the built-ins', async () => {
+    const w = world({ image: 'img:1' });
+    await w.r.reconcile('ml/chat');
+    const router = w.applies.find((d) => d.metadata.name === 'chat-router')!;
+    const c = (router.spec.template.spec.containers as Array<Record<string, unknown>>)[0]!;
+    expect(c).toMatchObject({ image: 'img:1', readinessProbe: { httpGet: { path: '/readyz', port: 'http' } } });
+    expect(router.spec.template.spec.terminationGracePeriodSeconds).toBe(40);
+    const own = world({ spec: { router: { image: 'spec:9', replicas: 3 } } });
+    await own.r.reconcile('ml/chat');
+    const r2 = own.applies.find((d) => d.metadata.name === 'chat-router')!;
+    expect((r2.spec.template.spec.containers as Array<Record<string, unknown>>)[0]!.image).toBe('spec:9');
+    expect(r2.spec.replicas).toBe(3);
   });
 
   it('spec.router.enabled=false: no router objects', async () => {

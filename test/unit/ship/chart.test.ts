@@ -102,6 +102,7 @@ describe('chart: values.schema.json guards the values', () => {
     const prod = withValue('image.digest', `sha256:${'ab'.repeat(32)}`);
     Object.assign(prod, { replicaCount: 3, watchNamespace: 'llm', logLevel: 'debug', global: { imageRegistry: 'x' } });
     (prod.metrics as Record<string, Record<string, unknown>>).serviceMonitor!.enabled = true;
+    Object.assign(prod.router as Record<string, unknown>, { serviceAccountName: 'melange-router', imagePullSecrets: [{ name: 'regcred' }], resources: { requests: { cpu: 1, memory: '1Gi' } } });
     expect(validate(prod), JSON.stringify(validate.errors)).toBe(true);
   });
 
@@ -115,6 +116,12 @@ describe('chart: values.schema.json guards the values', () => {
     ['a malformed image digest', withValue('image.digest', 'sha256:xyz')],
     ['a bad pull policy', withValue('image.pullPolicy', 'Sometimes')],
     ['a port out of range', withValue('ports.metrics', 70000)],
+    ['a typo in the router defaults', withValue('router.replica', 2)],
+    ['a router resource quantity the operator would refuse', withValue('router.resources', { requests: { cpu: 'lots' } })],
+    ['an unknown router resources key', withValue('router.resources', { request: { cpu: '1' } })],
+    ['a router log level the router does not know', withValue('router.logLevel', 'verbose')],
+    ['a malformed router image digest', withValue('router.image.digest', 'sha256:xyz')],
+    ['a router ServiceAccount that is not a name', withValue('router.serviceAccountName', 'Not_A_Name')],
   ])('rejects %s', (_what, bad) => {
     expect(validate(bad)).toBe(false);
   });

@@ -3,6 +3,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { ROUTER_ENTRYPOINT } from '../../../src/controller/router.js';
 import { REPO_ROOT } from '../../support/paths.js';
 import { byKind, parseDocs } from './helpers.js';
 
@@ -103,6 +104,8 @@ describe('Dockerfile', () => {
     expect(c.command).toEqual(['node', '/app/bin/melangectl.js', 'controller']);
     expect(readFileSync(join(REPO_ROOT, 'charts/melange-operator/templates/deployment.yaml'), 'utf8')).toContain('command: [node, /app/bin/melangectl.js, controller]');
     expect(existsSync(join(REPO_ROOT, 'bin', 'melangectl.js'))).toBe(true);
+    // The router Deployments the operator creates run the same file of the same image layout.
+    expect(ROUTER_ENTRYPOINT.slice(0, 2)).toEqual(c.command.slice(0, 2));
   });
 });
 
