@@ -6,6 +6,7 @@ import { emulateCommand } from './emulate.js';
 import { loadCommand } from './load.js';
 import { controllerCommand } from './controller.js';
 import { routerCommand } from './router.js';
+import { profileCommand } from './profile.js';
 
 const USAGE = `melangectl: serve an LLM on the cheapest mix of GPU types that meets its SLO (Mélange).
 
@@ -27,6 +28,7 @@ const commands: Record<string, Command> = {
   load: loadCommand,
   controller: controllerCommand,
   router: (argv, io) => routerCommand(argv, io),
+  profile: (argv, io) => profileCommand(argv, io),
   version: async (_argv, io) => {
     const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
     io.out(pkg.version);

@@ -1,4 +1,5 @@
 import { parseMoney, type FieldError, type GPUPool, type GPUProfile, type LLMService } from '../api/index.js';
+import { deriveMatrix } from './capacity-from-measurements.js';
 import type { GpuOption, SolveInput } from './types.js';
 
 // Turns an LLMService and the GPUProfiles/GPUPools it names into a solver instance. Shared by
@@ -49,10 +50,9 @@ export function instanceFromService(
       errors.push({ path: `${path}.profile`, message: `GPUProfile "${g.profile}" uses different bucket edges than spec.buckets` });
       return;
     }
-    if (p.slo.tpotMillis > spec.slo.tpotMillis) {
-      // Throughput measured under a looser SLO overstates what a replica can do under ours.
-      errors.push({ path: `${path}.profile`, message:
-        `GPUProfile "${g.profile}" was measured at ${p.slo.tpotMillis} ms TPOT, looser than the SLO's ${spec.slo.tpotMillis} ms` });
+    const throughput = throughputAtSlo(p, spec.slo.tpotMillis);
+    if (typeof throughput === 'string') {
+      errors.push({ path: `${path}.profile`, message: `GPUProfile "${g.profile}" ${throughput}` });
       return;
     }
     if (p.gpuType !== pool.spec.gpuType) {
@@ -68,7 +68,7 @@ export function instanceFromService(
     options.push({
       id: g.pool,
       costPerHour: costPerReplicaHour,
-      maxThroughput: p.maxThroughput.map((row) => [...row]),
+      maxThroughput: throughput,
       minReplicas: g.minReplicas,
       ...(caps.length > 0 ? { maxReplicas: Math.min(...caps) } : {}),
     });
@@ -101,4 +101,33 @@ export function instanceFromService(
       },
     },
   };
+}
+
+/**
+ * A profile's max throughput per bucket under the service's SLO (or why it cannot say).
+ *   - Same SLO: spec.maxThroughput as is.
+ *   - Raw points in spec.measurements: derived for the service's SLO by the profiler's conservative rule
+ *     (src/solver/capacity-from-measurements.ts; tighter or looser both fine), never above spec.maxThroughput when the service's
+ *     SLO is the tighter one, never below it when the service's SLO is the looser one. A bucket without points keeps its spec.maxThroughput if that is 0 (cannot serve) or
+ *     was measured under a tighter SLO; otherwise it is an error.
+ *   - No measurements: a profile measured under a tighter SLO is conservative and used as is; one measured under
+ *     a looser SLO overstates what a replica can do under ours: error.
+ */
+export function throughputAtSlo(p: GPUProfile['spec'], sloTpotMillis: number): number[][] | string {
+  const stored = p.maxThroughput.map((row) => [...row]);
+  if (p.slo.tpotMillis === sloTpotMillis) return stored;
+  const looser = `was measured at ${p.slo.tpotMillis} ms TPOT, looser than the SLO's ${sloTpotMillis} ms`;
+  if (!p.measurements || p.measurements.length === 0) return p.slo.tpotMillis > sloTpotMillis ? looser : stored;
+  const derived = deriveMatrix(p.measurements, p.buckets, sloTpotMillis);
+  const missing: string[] = [];
+  const out = stored.map((row, i) => row.map((v, j) => {
+    const cell = derived[i]?.[j];
+    // The stored value holds at the profile's SLO: a cap for a tighter SLO, a floor for a looser one.
+    if (cell && cell.points > 0) return sloTpotMillis < p.slo.tpotMillis ? Math.min(v, cell.rate) : Math.max(v, cell.rate);
+    if (v === 0 || p.slo.tpotMillis < sloTpotMillis) return v;
+    missing.push(`[${i}][${j}]`);
+    return 0;
+  }));
+  if (missing.length > 0) return `${looser}, and has no measurements to derive buckets ${missing.join(', ')} from`;
+  return out;
 }
