@@ -8,7 +8,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Document, isMap, isScalar, parse, type YAMLMap } from 'yaml';
 import { toYaml, type GeneratedFile } from '../api/generate.js';
-import { LEADER_ELECTION_RULES, OPERATOR_CLUSTER_RULES } from '../controller/rbac.js';
+import { DEPLOYED_CLUSTER_RULES, LEADER_ELECTION_RULES } from '../controller/rbac.js';
 import { defaultValues, valuesJsonSchema } from './values.js';
 
 export const CHART_NAME = 'melange-operator';
@@ -131,7 +131,7 @@ export function rbacRulesTemplate(): string {
     HEADER('src/controller/rbac.ts (the API access the code uses)').replace(/^# /gm, ''),
     'deploy/10-rbac.yaml carries the same rules; test/integration/ship-helm.test.ts compares the rendered chart with it.',
     '*/}}',
-    block('melange-operator.clusterRules', OPERATOR_CLUSTER_RULES),
+    block('melange-operator.clusterRules', DEPLOYED_CLUSTER_RULES),
     block('melange-operator.leaderElectionRules', LEADER_ELECTION_RULES),
     '',
   ].join('\n');

@@ -44,6 +44,9 @@ Runs the operator: reconciles LLMServices into one Deployment per GPU type with 
   --router-defaults FILE     defaults of the router Deployment of services with spec.router.enabled (YAML: image,
                              imagePullPolicy, replicas, port, metricsPort, logLevel, maxBodyBytes, shutdownGraceMs,
                              preStopSleepSeconds, resources, serviceAccountName, imagePullSecrets; docs/router.md), read once at start-up
+  --gpu-pools auto|true|false  size GPUPools' node pools (status; ClusterAPI/Karpenter/Scale providers; docs/pools.md).
+                             auto (default): on, unless --watch-namespace is set (a namespaced operator cannot see the
+                             whole demand on a cluster-scoped pool)
   --router-image IMAGE       router image (melangectl router); overrides the defaults file's image. With no image from
                              either, only services that set spec.router.image get a router
 Durations: 500ms, 30s, 5m, 1h. Addresses: host:port, :port (all interfaces) or 0.`;
@@ -93,6 +96,7 @@ export async function controllerCommand(argv: string[], io: Io, deps: Controller
       'prometheus-url': { type: 'string' },
       'router-image': { type: 'string' },
       'router-defaults': { type: 'string' },
+      'gpu-pools': { type: 'string', default: 'auto' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -106,6 +110,9 @@ export async function controllerCommand(argv: string[], io: Io, deps: Controller
   if (le !== 'true' && le !== 'false') throw new UsageError(`--leader-elect: must be true or false, not "${le}"`);
   const level = values['log-level'] as LogLevel;
   if (!LOG_LEVELS.includes(level)) throw new UsageError(`--log-level: must be one of ${LOG_LEVELS.join(', ')}`);
+  const gpuPoolsFlag = values['gpu-pools'];
+  if (gpuPoolsFlag !== 'auto' && gpuPoolsFlag !== 'true' && gpuPoolsFlag !== 'false') throw new UsageError(`--gpu-pools: must be auto, true or false, not "${gpuPoolsFlag}"`);
+  const gpuPools = gpuPoolsFlag === 'true' || (gpuPoolsFlag === 'auto' && !values['watch-namespace']);
   const workers = Number(values.workers);
   if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw new UsageError('--workers: must be an integer from 1 to 64');
   let healthAddr, metricsAddr;
@@ -166,6 +173,7 @@ export async function controllerCommand(argv: string[], io: Io, deps: Controller
     workers,
     workload,
     router,
+    ...(gpuPools ? { gpuPools: {} } : {}),
     rewatchMs,
     shutdownGraceMs,
     ...(values['watch-namespace'] ? { watchNamespace: values['watch-namespace'] } : {}),

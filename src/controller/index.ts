@@ -20,7 +20,7 @@ export { KubeWriter, type ClusterWriter } from './writer.js';
 export { Reconciler, type ReconcilerDeps } from './reconciler.js';
 export { Planner, classifyReferenceErrors, type PlanResult, type PlannerDeps } from './planner.js';
 export { Manager, type ManagerOptions, type LeaderElectionOptions } from './manager.js';
-export { OPERATOR_CLUSTER_RULES, LEADER_ELECTION_RULES, GPUPOOL_CLUSTER_RULES, type PolicyRule } from './rbac.js';
+export { OPERATOR_CLUSTER_RULES, LEADER_ELECTION_RULES, GPUPOOL_CLUSTER_RULES, DEPLOYED_CLUSTER_RULES, type PolicyRule } from './rbac.js';
 // GPU pools
 export { GPUPoolController, kubeGPUPoolClient, type GPUPoolClient, type GPUPoolControllerDeps, type PoolReconcileResult } from './gpupool-controller.js';
 export {

@@ -34,10 +34,11 @@ export const LEADER_ELECTION_RULES: readonly PolicyRule[] = [
 ];
 
 /**
- * The GPUPool reconciler (src/controller/gpupool-controller.ts), opt-in (ManagerOptions.gpuPools). Kept
- * apart from OPERATOR_CLUSTER_RULES until the CLI enables it, deploy/10-rbac.yaml and the chart grant it
- * and the ship-lifecycle one-verb-removed scenario exercises every one of these (see docs/pools.md).
- * A `Scale` provider needs get + patch on `<plural>/scale` of its own kind, granted by whoever installs it.
+ * The GPUPool reconciler (src/controller/gpupool-controller.ts; `--gpu-pools`, on by default unless the
+ * operator watches one namespace). Part of the deployed ClusterRole (DEPLOYED_CLUSTER_RULES). Each verb is
+ * shown to be needed by test/integration/pools-rbac.test.ts; the status and nodes verbs also by the
+ * ship-lifecycle one-verb-removed scenario. A `Scale` provider needs get + patch on `<plural>/scale` of its
+ * own kind, granted by whoever installs it.
  */
 export const GPUPOOL_CLUSTER_RULES: readonly PolicyRule[] = [
   // status: JSON merge patch on /status, preconditioned on resourceVersion
@@ -49,3 +50,6 @@ export const GPUPOOL_CLUSTER_RULES: readonly PolicyRule[] = [
   // Karpenter provider: read the NodePool, server-side apply of spec.limits[<resourceName>] only
   { apiGroups: ['karpenter.sh'], resources: ['nodepools'], verbs: ['get', 'patch'] },
 ];
+
+/** The operator's ClusterRole as deploy/10-rbac.yaml and the chart grant it. */
+export const DEPLOYED_CLUSTER_RULES: readonly PolicyRule[] = [...OPERATOR_CLUSTER_RULES, ...GPUPOOL_CLUSTER_RULES];

@@ -14,6 +14,7 @@
  */
 import type { KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bruteForceJointCost } from '../support/brute-force-joint.js';
 import { parseGPUPool, parseGPUProfile, type GPUPool, type GPUProfile, type LLMService } from '../../src/api/index.js';
 import { createLogger } from '../../src/controller/logger.js';
 import { Manager } from '../../src/controller/manager.js';
@@ -207,7 +208,7 @@ describe.skipIf(env.profile !== 'full')('GPU pools: joint solve and transitions 
       return isSuccess(r) ? (r.allocation.find((a) => a.id === poolS)?.replicas ?? 0) : NaN;
     });
     expect(alone[0]! + alone[1]!).toBeGreaterThan(4);
-    const brute = bruteForce([x!, y!], refs, poolS, 4);
+    const brute = bruteForceJointCost([x!, y!], refs, poolS, 4, engine);
     const total = Number(x!.status!.costPerHour) + Number(y!.status!.costPerHour);
     console.info(`[pools-transition] alone on S: ${alone.join(' + ')}; joint: x ${x!.status!.mix} $${x!.status!.costPerHour}, y ${y!.status!.mix} $${y!.status!.costPerHour}; brute force $${brute.toFixed(2)}`);
     expect(total).toBeCloseTo(brute, 2);
@@ -230,27 +231,4 @@ describe.skipIf(env.profile !== 'full')('GPU pools: joint solve and transitions 
     expect(ev.type).toBe('Warning');
   });
 
-  /** Every (S, O) replica pair of each service checked by a pinned solve, then every combination with Σ S ≤ cap. */
-  function bruteForce(services: LLMService[], refs: { profiles: GPUProfile[]; pools: GPUPool[] }, shared: string, capGPUs: number, R = 6): number {
-    const curves = services.map((s) => {
-      const inst = instanceFromService(s, refs);
-      if (!inst.ok) throw new Error(JSON.stringify(inst.errors));
-      const out = Array.from({ length: R + 1 }, () => Infinity);
-      for (let a = 0; a <= R; a++) {
-        for (let b = 0; b <= R; b++) {
-          const pin = (id: string) => (id === shared ? a : b);
-          const res = solve({ ...inst.value.input, gpus: inst.value.input.gpus.map((g) => ({ ...g, minReplicas: pin(g.id), maxReplicas: pin(g.id) })) }, engine);
-          if (isSuccess(res) && a + b >= 1) out[a] = Math.min(out[a]!, res.costPerHour);
-        }
-      }
-      return out;
-    });
-    let best = Infinity;
-    const rec = (i: number, used: number, cost: number) => {
-      if (i === curves.length) return void (best = Math.min(best, cost));
-      for (let a = 0; a <= R && used + a <= capGPUs; a++) if (curves[i]![a]! < Infinity) rec(i + 1, used + a, cost + curves[i]![a]!);
-    };
-    rec(0, 0, 0);
-    return best;
-  }
 });

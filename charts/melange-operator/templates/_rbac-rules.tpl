@@ -54,6 +54,32 @@ deploy/10-rbac.yaml carries the same rules; test/integration/ship-helm.test.ts c
     - secrets
   verbs:
     - get
+- apiGroups:
+    - melange.dev
+  resources:
+    - gpupools/status
+  verbs:
+    - patch
+- apiGroups:
+    - ""
+  resources:
+    - nodes
+  verbs:
+    - list
+- apiGroups:
+    - cluster.x-k8s.io
+  resources:
+    - machinedeployments/scale
+  verbs:
+    - get
+    - patch
+- apiGroups:
+    - karpenter.sh
+  resources:
+    - nodepools
+  verbs:
+    - get
+    - patch
 {{- end }}
 {{- define "melange-operator.leaderElectionRules" -}}
 - apiGroups:

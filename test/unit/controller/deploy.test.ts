@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { LEADER_ELECTION_RULES, OPERATOR_CLUSTER_RULES } from '../../../src/controller/rbac.js';
+import { DEPLOYED_CLUSTER_RULES, LEADER_ELECTION_RULES } from '../../../src/controller/rbac.js';
 import { readYamlDocuments } from '../../support/crds.js';
 import { repoPath } from '../../support/paths.js';
 
@@ -12,9 +12,9 @@ const byKind = (ds: Obj[], kind: string) => ds.filter((d) => d.kind === kind);
 describe('deploy/ manifests', () => {
   it('RBAC: the ClusterRole and the leader-election Role are exactly the rules the code declares', async () => {
     const rbac = await docs('10-rbac.yaml');
-    expect(byKind(rbac, 'ClusterRole')[0]?.rules).toEqual(OPERATOR_CLUSTER_RULES);
+    expect(byKind(rbac, 'ClusterRole')[0]?.rules).toEqual(DEPLOYED_CLUSTER_RULES);
     expect(byKind(rbac, 'Role')[0]?.rules).toEqual(LEADER_ELECTION_RULES);
-    const all = [...OPERATOR_CLUSTER_RULES, ...LEADER_ELECTION_RULES];
+    const all = [...DEPLOYED_CLUSTER_RULES, ...LEADER_ELECTION_RULES];
     for (const r of all) {
       expect(r.verbs).not.toContain('*');
       expect(r.resources).not.toContain('*');

@@ -3,6 +3,7 @@
 // goes to the cheapest total (checked by brute force), and priority decides who is served when it cannot
 // carry everyone (CapacityExhausted with the numbers, a Warning event, the last allocation kept).
 import { describe, expect, it } from 'vitest';
+import { bruteForceJointCost } from '../../support/brute-force-joint.js';
 import { findCondition, parseLLMService, type GPUPool, type GPUProfile, type LLMService } from '../../../src/api/index.js';
 import type { DeploymentManifest } from '../../../src/controller/desired.js';
 import { createLogger } from '../../../src/controller/logger.js';
@@ -10,7 +11,7 @@ import { Reconciler } from '../../../src/controller/reconciler.js';
 import type { ClusterView, ObservedDeployment } from '../../../src/controller/view.js';
 import { WorkloadSources } from '../../../src/controller/workload.js';
 import type { ClusterWriter } from '../../../src/controller/writer.js';
-import { isSuccess, loadHighsEngine, solve, type SolveInput } from '../../../src/solver/index.js';
+import { isSuccess, loadHighsEngine, solve } from '../../../src/solver/index.js';
 import { instanceFromService } from '../../../src/solver/from-api.js';
 import { pool, profile } from './fixtures.js';
 
@@ -118,29 +119,6 @@ function setup(world: World) {
 const onPool = (st: Obj, p: string): number => st.allocation?.find((a: Obj) => a.pool === p)?.replicas ?? 0;
 const cond = (st: Obj, t: string) => findCondition(st?.conditions, t);
 
-/** Brute force: every (shared, other) replica pair of each service checked by a pinned solve, then every combination under the cap. */
-function bruteForce(services: LLMService[], pools: GPUPool[], profiles: GPUProfile[], shared: string, capGPUs: number, R = 8): number {
-  const curves = services.map((s) => {
-    const inst = instanceFromService(s, { profiles, pools });
-    if (!inst.ok) throw new Error(JSON.stringify(inst.errors));
-    const out = Array.from({ length: R + 1 }, () => Infinity);
-    for (let a = 0; a <= R; a++) {
-      for (let b = 0; b <= R; b++) {
-        const input: SolveInput = { ...inst.value.input, gpus: inst.value.input.gpus.map((g) => ({ ...g, minReplicas: g.id === shared ? a : b, maxReplicas: g.id === shared ? a : b })) };
-        const res = solve(input, engine);
-        if (isSuccess(res) && a + b >= 1) out[a] = Math.min(out[a]!, res.costPerHour);
-      }
-    }
-    return out;
-  });
-  let best = Infinity;
-  const rec = (i: number, used: number, cost: number) => {
-    if (i === curves.length) return void (best = Math.min(best, cost));
-    for (let a = 0; a <= R && used + a <= capGPUs; a++) if (curves[i]![a]! < Infinity) rec(i + 1, used + a, cost + curves[i]![a]!);
-  };
-  rec(0, 0, 0);
-  return best;
-}
 
 describe('Reconciler: services sharing a capped GPUPool', () => {
   const pools = [pool('shared', 'T4', '1.00', { gpusPerNode: 2, maxNodes: 2 }), pool('other', 'L40', '2.50')];
@@ -170,7 +148,7 @@ describe('Reconciler: services sharing a capped GPUPool', () => {
 
     const [sa, sb] = [world.status('a'), world.status('b')];
     expect(onPool(sa, 'shared') + onPool(sb, 'shared')).toBeLessThanOrEqual(4);
-    const brute = bruteForce(world.view().services!(), pools, profiles, 'shared', 4);
+    const brute = bruteForceJointCost(world.view().services!(), { pools, profiles }, 'shared', 4, engine, 8);
     expect(Number(sa.costPerHour) + Number(sb.costPerHour)).toBeCloseTo(brute, 2);
     expect(cond(sa, 'Solved')?.status).toBe('True');
     expect(cond(sb, 'Solved')?.status).toBe('True');

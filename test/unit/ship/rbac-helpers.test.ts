@@ -7,7 +7,7 @@ import { accessTriples, withoutVerb, type Rule } from './helpers.js';
 const rules = (): Rule[] => structuredClone([...OPERATOR_CLUSTER_RULES]) as Rule[];
 
 describe('RBAC rule helpers', () => {
-  it('accessTriples lists 18 cluster + 3 lease accesses of the operator', () => {
+  it('accessTriples lists 18 LLMService-path cluster + 3 lease accesses of the operator', () => {
     expect(accessTriples(rules())).toHaveLength(18);
     expect(accessTriples(rules())).toContain('|secrets|get');
     expect(accessTriples([...LEADER_ELECTION_RULES] as Rule[])).toEqual(['coordination.k8s.io|leases|create', 'coordination.k8s.io|leases|get', 'coordination.k8s.io|leases|update']);
