@@ -37,7 +37,7 @@ Runs the operator: reconciles LLMServices into one Deployment per GPU type with 
   --metrics-addr ADDR        /metrics (default 127.0.0.1:8080; "0" disables)
   --log-level LEVEL          ${LOG_LEVELS.join('|')} (default info)
   --solve-deadline D         hard deadline of one solve in the worker thread (default 10s)
-  --workers N                concurrent reconciles (default 4)
+  --workers N                concurrent reconciles (default 16; reconciles mostly wait on API round trips)
   --rewatch-period D         re-open watches this often (default 5m)
   --shutdown-grace D         time in-flight reconciles get on SIGTERM (default 10s)
   --prometheus-url URL       Prometheus for services with spec.workload.source: Prometheus (when spec.workload.prometheus.url is unset)
@@ -90,7 +90,7 @@ export async function controllerCommand(argv: string[], io: Io, deps: Controller
       'metrics-addr': { type: 'string', default: '127.0.0.1:8080' },
       'log-level': { type: 'string', default: 'info' },
       'solve-deadline': { type: 'string', default: '10s' },
-      workers: { type: 'string', default: '4' },
+      workers: { type: 'string', default: '16' },
       'rewatch-period': { type: 'string', default: '5m' },
       'shutdown-grace': { type: 'string', default: '10s' },
       'prometheus-url': { type: 'string' },

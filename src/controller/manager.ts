@@ -166,7 +166,7 @@ export class Manager {
     const m = this.o.metrics;
     this.workersDone = runWorkers({
       queue: this.queue,
-      concurrency: this.o.workers ?? 4,
+      concurrency: this.o.workers ?? 16,
       reconcile: (key) => this.reconcileOne(key),
       onError: (key, err, retryInMs) => {
         m.queueRetries.inc({ name: CONTROLLER_NAME });
