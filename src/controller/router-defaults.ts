@@ -91,7 +91,7 @@ export const RouterDefaultsFields = {
     .union([z.literal(''), DnsSubdomain])
     .default(B.serviceAccountName)
     .describe(
-      "ServiceAccount of the router pods in each service's namespace; it needs get/list/watch on discovery.k8s.io endpointslices there. Empty: the namespace's default ServiceAccount.",
+      "ServiceAccount of the router pods in each service's namespace. The operator's routers discover backends by DNS and need no API access, so by default no token is mounted; name one only for hand-written EndpointSlice discovery (it then needs get/list/watch on discovery.k8s.io endpointslices there).",
     ),
   imagePullSecrets: z
     .array(z.strictObject({ name: DnsSubdomain }))

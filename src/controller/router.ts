@@ -10,8 +10,9 @@ import { routerDefaults, type RouterDefaults } from './router-defaults.js';
 //
 //   ConfigMap  <svc>-router   config.yaml: the router config (src/router/config.ts) — buckets from the spec,
 //                             split from the solve restricted to pools with ready capacity, pools discovered
-//                             from per-pool headless Services. The router hot-reloads it (no restart).
-//   Service    <svc>-<pool>   headless, selects that pool's model-server pods; the router reads its EndpointSlices.
+//                             by DNS from per-pool headless Services. The router hot-reloads it (no restart).
+//   Service    <svc>-<pool>   headless, selects that pool's model-server pods; cluster DNS answers its name
+//                             with the addresses of the ready ones, which the router resolves every few seconds.
 //   Deployment <svc>-router   `melangectl router --config /etc/melange-router/config.yaml`, settings from the
 //                             operator's router defaults (router-defaults.ts) under spec.router.{image,replicas}.
 //   Service    <svc>          in front of the router: the service's OpenAI-compatible endpoint.
@@ -97,7 +98,19 @@ export function routedSplit(split: readonly SplitEntry[], ready: Readonly<Record
 
 const round4 = (x: number) => Math.round(x * 1e4) / 1e4;
 
-/** The router config for a service: pools by discovery of `<svc>-<pool>` headless Services. */
+/**
+ * The DNS name the router resolves for a pool: the headless Service `<svc>-<pool>` as `<name>.<namespace>.svc`,
+ * deliberately without the cluster domain. The cluster domain is a kubelet setting (`--cluster-domain`, often
+ * but not always `cluster.local`) that no API object exposes to the operator; the router pod's
+ * /etc/resolv.conf carries it in its search list (`<ns>.svc.<domain> svc.<domain> <domain>`), and the router's
+ * DNS discovery expands names with that list like the system resolver does (src/router/dns.ts).
+ */
+export const poolDnsName = (service: string, namespace: string, pool: string) => `${poolServiceName(service, pool)}.${namespace}.svc`;
+
+/**
+ * The router config for a service: each pool's backends by DNS discovery of its headless Service
+ * `<svc>-<pool>` (the ready endpoints, needs no API access), on the model-server port that Service publishes.
+ */
 export function routerConfig(service: LLMService, pools: readonly RouterPool[], split: readonly SplitEntry[]): RouterConfigInput {
   const namespace = service.metadata.namespace ?? 'default';
   const names = new Set(pools.map((p) => p.name));
@@ -108,7 +121,7 @@ export function routerConfig(service: LLMService, pools: readonly RouterPool[], 
     split: split
       .map((s) => ({ input: s.input, output: s.output, weights: Object.fromEntries(Object.entries(s.weights).filter(([p]) => names.has(p))) }))
       .filter((s) => Object.keys(s.weights).length > 0),
-    pools: pools.map((p) => ({ name: p.name, gpuType: p.gpuType, discovery: { namespace, service: poolServiceName(service.metadata.name, p.name), port: 'http' } })),
+    pools: pools.map((p) => ({ name: p.name, gpuType: p.gpuType, dns: { name: poolDnsName(service.metadata.name, namespace, p.name), port: modelPort(service) } })),
   };
 }
 
@@ -136,7 +149,10 @@ export function modelPort(service: LLMService): number {
   return typeof p?.containerPort === 'number' ? p.containerPort : DEFAULT_MODEL_PORT;
 }
 
-/** Headless Service of one pool's model-server pods (the router discovers backends from its EndpointSlices). */
+/**
+ * Headless Service of one pool's model-server pods: DNS answers its name with the ready pods' addresses
+ * (the router's default discovery); its EndpointSlices serve hand-written configs with `discovery`.
+ */
 export function buildPoolService(service: LLMService, pool: RouterPool): CoreManifest {
   const svc = service.metadata.name;
   return withHash({
@@ -195,9 +211,12 @@ export const ROUTER_ENTRYPOINT = ['node', '/app/bin/melangectl.js', 'router'] as
  * settings hash on the pod template makes that explicit. Precedence: spec.router.{image,replicas} > defaults.
  * Call only when routerImage(service, defaults) is defined (throws otherwise).
  *
- * The pods use the namespace's default ServiceAccount unless defaults.serviceAccountName names another:
- * EndpointSlice discovery needs `discovery.k8s.io endpointslices: get, list, watch` for it (docs/loop.md) —
- * the router's concern, not the operator's.
+ * The router needs no Kubernetes API access (its config discovers backends by DNS), so by default its pods
+ * get no ServiceAccount token at all (`automountServiceAccountToken: false`; they run as the namespace's
+ * default ServiceAccount). When defaults.serviceAccountName names a ServiceAccount, the pods use it with its
+ * token mounted as usual: whoever names one may want API access for the router (a hand-written config with
+ * EndpointSlice `discovery` needs `discovery.k8s.io endpointslices: get, list, watch`; docs/loop.md) —
+ * granting that is the user's concern, the operator creates no RBAC.
  */
 export function buildRouterDeployment(service: LLMService, defaults: RouterDefaults = routerDefaults()): DeploymentManifest {
   const svc = service.metadata.name;
@@ -244,7 +263,7 @@ export function buildRouterDeployment(service: LLMService, defaults: RouterDefau
     ],
   };
   const podSpec: Obj = {
-    ...(d.serviceAccountName ? { serviceAccountName: d.serviceAccountName } : {}),
+    ...(d.serviceAccountName ? { serviceAccountName: d.serviceAccountName } : { automountServiceAccountToken: false }),
     ...(d.imagePullSecrets.length > 0 ? { imagePullSecrets: d.imagePullSecrets.map((s) => ({ name: s.name })) } : {}),
     terminationGracePeriodSeconds: routerTerminationGraceSeconds(d),
     securityContext: { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, seccompProfile: { type: 'RuntimeDefault' } },

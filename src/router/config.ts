@@ -30,7 +30,40 @@ export const PoolDiscoverySchema = z
       .optional()
       .describe('EndpointSlice port to use, by name or number; default: the port named "http", else the first port.'),
   })
-  .describe('Discover this pool\'s backends from the ready endpoints of a headless Service.');
+  .describe(
+    "Discover this pool's backends from the EndpointSlices of a headless Service (list + watch: the router's ServiceAccount needs get/list/watch on discovery.k8s.io endpointslices in the namespace).",
+  );
+
+/** DNS host names: labels of letters, digits and "-" (1–63 characters, not starting or ending with "-"), at most 253 characters; a trailing dot makes the name absolute. */
+const DNS_NAME_RE = /^(?=.{1,253}\.?$)[a-zA-Z0-9]([-a-zA-Z0-9]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([-a-zA-Z0-9]{0,61}[a-zA-Z0-9])?)*\.?$/;
+
+export const DEFAULT_DNS_REFRESH_MS = 5000;
+
+export const PoolDnsSchema = z
+  .object({
+    name: z
+      .string()
+      .min(1)
+      .max(254)
+      .regex(DNS_NAME_RE, 'must be a DNS name (labels of letters, digits and "-", at most 253 characters), e.g. chat-l4.llm.svc')
+      .refine((s) => !/^\d{1,3}(\.\d{1,3}){3}\.?$/.test(s), 'must be a host name, not an IP address (use backends for fixed addresses)')
+      .describe(
+        'Host name whose A/AAAA records are the backends: a headless Service name, e.g. <svc>-<pool>.<namespace>.svc. ' +
+          'Without a trailing dot it is expanded with the search domains of /etc/resolv.conf like any resolver does (in a pod: relative to the cluster domain).',
+      ),
+    port: z.int().min(1).max(65535).describe('Port of every backend (DNS A/AAAA records carry no port).'),
+    refreshMs: z
+      .int()
+      .min(100)
+      .max(3_600_000)
+      .default(DEFAULT_DNS_REFRESH_MS)
+      .describe('How often the name is resolved again (ms).'),
+  })
+  .describe("Discover this pool's backends by resolving a name (a headless Service: its ready endpoints); needs no Kubernetes API access.");
+export type PoolDnsConfig = z.output<typeof PoolDnsSchema>;
+
+/** The backend-source fields of a pool: exactly one of them is set. */
+export const POOL_SOURCE_KINDS = ['backends', 'discovery', 'dns'] as const;
 
 export const PoolSchema = z
   .object({
@@ -38,10 +71,18 @@ export const PoolSchema = z
     gpuType: z.string().min(1).max(63),
     backends: z.array(BackendUrlSchema).max(1024).optional().describe('Static backend base URLs (local runs, tests).'),
     discovery: PoolDiscoverySchema.optional(),
+    dns: PoolDnsSchema.optional(),
   })
   .superRefine((p, ctx) => {
-    const n = (p.backends !== undefined ? 1 : 0) + (p.discovery !== undefined ? 1 : 0);
-    if (n !== 1) ctx.addIssue({ code: 'custom', message: 'set exactly one of backends or discovery', path: [] });
+    const set = POOL_SOURCE_KINDS.filter((k) => p[k] !== undefined);
+    if (set.length === 0) {
+      ctx.addIssue({ code: 'custom', message: 'set exactly one of backends, discovery or dns (none is set)', path: [] });
+      return;
+    }
+    // Name each extra field, so the message points at what to remove.
+    for (const k of set.slice(1)) {
+      ctx.addIssue({ code: 'custom', message: `set exactly one of backends, discovery or dns; this pool also has ${set[0]}`, path: [k] });
+    }
   });
 export type PoolConfig = z.output<typeof PoolSchema>;
 
@@ -133,7 +174,7 @@ export interface ConfigDiff {
   splitChanged: string[];
   poolsAdded: string[];
   poolsRemoved: string[];
-  /** Pools whose backend source (static list or discovery target) changed. */
+  /** Pools whose backend source (static list, EndpointSlice or DNS discovery target) changed. */
   poolSourceChanged: string[];
   gpuTypeChanged: string[];
   routingChanged: boolean;
@@ -172,7 +213,7 @@ export function diffConfig(prev: RouterConfig, next: RouterConfig): ConfigDiff {
   for (const [name, p] of nextPools) {
     const q = prevPools.get(name);
     if (!q) continue;
-    if (!sameJson(q.backends ?? null, p.backends ?? null) || !sameJson(q.discovery ?? null, p.discovery ?? null)) poolSourceChanged.push(name);
+    if (POOL_SOURCE_KINDS.some((k) => !sameJson(q[k] ?? null, p[k] ?? null))) poolSourceChanged.push(name);
     if (q.gpuType !== p.gpuType) gpuTypeChanged.push(name);
   }
   poolSourceChanged.sort();

@@ -1,6 +1,7 @@
 /**
- * Where a pool's backends come from, behind one interface: a static URL list (local runs, tests) or the
- * ready endpoints of a headless Service (endpointslices.ts). The router core only sees BackendSource.
+ * Where a pool's backends come from, behind one interface: a static URL list (local runs, tests), the
+ * ready endpoints of a headless Service by DNS (dns.ts; no API access) or by its EndpointSlices
+ * (endpointslices.ts; needs RBAC). The router core only sees BackendSource.
  */
 import type { PoolConfig } from './config.js';
 
@@ -38,17 +39,30 @@ export class StaticSource implements BackendSource {
   async stop(): Promise<void> {}
 }
 
+type With<K extends 'discovery' | 'dns'> = PoolConfig & { [P in K]: NonNullable<PoolConfig[P]> };
+
+export interface SourceKinds {
+  /** EndpointSlice discovery (`pools[].discovery`). */
+  discovery?: (pool: With<'discovery'>) => BackendSource;
+  /** DNS discovery (`pools[].dns`). */
+  dns?: (pool: With<'dns'>) => BackendSource;
+}
+
 /**
- * The default factory: static pools need nothing; discovery pools get `discovery(pool)`, created lazily so
- * a static-only configuration never touches a cluster.
+ * The default factory: static pools need nothing; discovery and DNS pools get the matching constructor,
+ * called lazily so a static-only configuration never touches a cluster or a DNS server.
  */
-export function makeSourceFactory(discovery?: (pool: PoolConfig & { discovery: NonNullable<PoolConfig['discovery']> }) => BackendSource): SourceFactory {
+export function makeSourceFactory(kinds: SourceKinds = {}): SourceFactory {
   return (pool) => {
     if (pool.backends !== undefined) return new StaticSource(pool.backends);
-    if (pool.discovery !== undefined) {
-      if (!discovery) throw new Error(`pool "${pool.name}": EndpointSlice discovery is not available in this process`);
-      return discovery(pool as PoolConfig & { discovery: NonNullable<PoolConfig['discovery']> });
+    if (pool.dns !== undefined) {
+      if (!kinds.dns) throw new Error(`pool "${pool.name}": DNS discovery is not available in this process`);
+      return kinds.dns(pool as With<'dns'>);
     }
-    throw new Error(`pool "${pool.name}" has neither backends nor discovery`);
+    if (pool.discovery !== undefined) {
+      if (!kinds.discovery) throw new Error(`pool "${pool.name}": EndpointSlice discovery is not available in this process`);
+      return kinds.discovery(pool as With<'discovery'>);
+    }
+    throw new Error(`pool "${pool.name}" has none of backends, discovery or dns`);
   };
 }

@@ -17,6 +17,7 @@ import { classify, inspectRequest, upstreamBodyFor, type InferenceEndpoint } fro
 import { diffConfig, parseConfigText, validateConfig, type ConfigDiff, type ConfigResult, type PoolConfig, type RouterConfig } from './config.js';
 import { ConfigFileWatcher } from './config-watch.js';
 import { makeSourceFactory, type BackendSource, type SourceFactory } from './discovery.js';
+import { DnsSource, type DnsSourceOptions } from './dns.js';
 import { EndpointSliceSource } from './endpointslices.js';
 import { NO_POOL, RouterMetrics } from './metrics.js';
 import { OutputLengthEstimator } from './output-estimate.js';
@@ -61,8 +62,13 @@ export interface StartRouterOptions {
   now?: () => number;
   /** Wall-clock milliseconds for backend ejection; default Date.now. */
   wallClock?: () => number;
-  /** How pools get their backends; default: static lists, EndpointSlices via `kubeConfig`. */
+  /** How pools get their backends; default: static lists, DNS (see `dns`), EndpointSlices via `kubeConfig`. */
   sourceFactory?: SourceFactory;
+  /**
+   * Resolver settings of DNS discovery (`pools[].dns`); default: the system's servers, search list and
+   * ndots from /etc/resolv.conf. Tests point `servers` at a local DNS server.
+   */
+  dns?: Pick<DnsSourceOptions, 'servers' | 'search' | 'ndots' | 'resolvConfPath' | 'timeoutMs' | 'tries'>;
   /** KubeConfig for EndpointSlice discovery, loaded lazily; default KubeConfig.loadFromDefault(). */
   kubeConfig?: () => KubeConfig;
   /** How long a (re)load waits for new backend sources to sync before going on without them; default 10000. */
@@ -234,15 +240,17 @@ class Router {
     this.maxBody = o.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
     this.sourceFactory =
       o.sourceFactory ??
-      makeSourceFactory((pool) =>
-        new EndpointSliceSource({
-          kubeConfig: this.getKubeConfig(),
-          namespace: pool.discovery.namespace,
-          service: pool.discovery.service,
-          port: pool.discovery.port,
-          logger: this.log,
-        }),
-      );
+      makeSourceFactory({
+        discovery: (pool) =>
+          new EndpointSliceSource({
+            kubeConfig: this.getKubeConfig(),
+            namespace: pool.discovery.namespace,
+            service: pool.discovery.service,
+            port: pool.discovery.port,
+            logger: this.log,
+          }),
+        dns: (pool) => new DnsSource({ ...o.dns, name: pool.dns.name, port: pool.dns.port, refreshMs: pool.dns.refreshMs, logger: this.log }),
+      });
   }
 
   private getKubeConfig(): KubeConfig {
@@ -929,7 +937,7 @@ function fmtHost(h: string): string {
 }
 
 function sourceKey(p: PoolConfig): string {
-  return JSON.stringify({ backends: p.backends ?? null, discovery: p.discovery ?? null });
+  return JSON.stringify({ backends: p.backends ?? null, discovery: p.discovery ?? null, dns: p.dns ?? null });
 }
 
 function summariseDiff(d: ConfigDiff): Record<string, unknown> {

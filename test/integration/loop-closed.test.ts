@@ -2,7 +2,7 @@
  * Issue 5 acceptance, the closed loop, on 127.0.0.1: real Prometheus scraping a real router process in front
  * of real emulator processes (one A10G, one A100), the operator as a process on the real API server planning
  * from Prometheus (spec.workload.source: Prometheus). The router's config file is kept in sync with the
- * operator's ConfigMap by the test (discovery replaced by the local emulators' URLs: no kubelet here).
+ * operator's ConfigMap by the test (DNS discovery replaced by the local emulators' URLs: no kubelet here).
  *
  * Short requests → the allocation is dominated by the cheap A10G; long requests → within 3 solve intervals
  * the allocation and the ConfigMap split move toward the A100; load stopped → the allocation is not scaled

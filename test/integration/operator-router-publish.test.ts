@@ -66,7 +66,9 @@ describe('operator: publishes the router (ConfigMap, per-pool Services, Deployme
     if (!v.ok) throw new Error(`router config invalid: ${v.errors.join('; ')}`);
     expect(v.config.service).toEqual({ namespace: ns.name, name: 'svc' });
     expect(v.config.buckets).toEqual({ inputEdges: [1000], outputEdges: [500] });
-    expect(v.config.pools).toEqual([{ name: tiny.poolName, gpuType: 'TINY', discovery: { namespace: ns.name, service: `svc-${tiny.poolName}`, port: 'http' } }]);
+    // DNS discovery of the pool's headless Service, relative to the cluster domain, on the port it publishes
+    // (the template names no port: 8000).
+    expect(v.config.pools).toEqual([{ name: tiny.poolName, gpuType: 'TINY', dns: { name: `svc-${tiny.poolName}.${ns.name}.svc`, port: 8000, refreshMs: 5000 } }]);
     expect(v.config.split).toEqual(svc.status?.split);
 
     const uid = svc.metadata.uid;
@@ -75,6 +77,8 @@ describe('operator: publishes the router (ConfigMap, per-pool Services, Deployme
     const poolSvc = await core.readNamespacedService({ name: `svc-${tiny.poolName}`, namespace: ns.name });
     expect(poolSvc.spec?.clusterIP).toBe('None');
     expect(poolSvc.spec?.selector).toEqual({ 'melange.dev/service': 'svc', 'melange.dev/pool': tiny.poolName });
+    expect(poolSvc.spec?.publishNotReadyAddresses ?? false).toBe(false); // omitted when false
+    expect(poolSvc.spec?.ports?.map((p) => [p.name, p.port, p.targetPort])).toEqual([['http', 8000, 8000]]);
     expect(owned(poolSvc)).toBe(true);
     const front = await core.readNamespacedService({ name: 'svc', namespace: ns.name });
     expect(owned(front)).toBe(true);
@@ -91,6 +95,9 @@ describe('operator: publishes the router (ConfigMap, per-pool Services, Deployme
     expect(router.spec?.template.spec?.terminationGracePeriodSeconds).toBe(5 + 20 + 5);
     expect(router.spec?.template.metadata?.annotations?.['melange.dev/router-settings-hash']).toMatch(/^[0-9a-f]{16}$/);
     expect(router.spec?.template.spec?.volumes?.[0]?.configMap?.name).toBe('svc-router');
+    // No API access needed (DNS discovery): no ServiceAccount token, as stored by the API server.
+    expect(router.spec?.template.spec?.automountServiceAccountToken).toBe(false);
+    expect(router.spec?.template.spec?.serviceAccountName ?? 'default').toBe('default');
     expect(front.spec?.selector).toEqual(router.spec?.selector?.matchLabels);
     // The router Deployment is not a pool: the model-server Deployments are untouched by it.
     expect(replicasByPool(await deploymentsOf(kc, ns.name, 'svc'))).toEqual({ [tiny.poolName]: tinyReplicas(2) });

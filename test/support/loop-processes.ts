@@ -1,7 +1,7 @@
 /**
  * The local stand-ins of the loop test (test/integration/loop-*.test.ts): `melangectl emulate` and
  * `melangectl router` processes on 127.0.0.1, and a ConfigMap → router-config-file sync that replaces each
- * pool's EndpointSlice discovery with the static URLs of local emulators of that GPU type (kubelet and
+ * pool's DNS discovery with the static URLs of local emulators of that GPU type (kubelet and
  * EndpointSlices cannot exist here). Everything binds 127.0.0.1 on a free port; nothing dials cluster IPs.
  */
 import { renameSync, writeFileSync } from 'node:fs';
@@ -75,7 +75,7 @@ export async function startRouter(name: string, configFile: string, logDir: stri
 }
 
 /**
- * The router config of ConfigMap text with each pool's discovery replaced by static backends
+ * The router config of ConfigMap text with each pool's discovery (dns) replaced by static backends
  * (`backendsByGpuType[pool.gpuType]`). Throws if the operator's config or the result is invalid.
  */
 export function localRouterConfig(configMapText: string, backendsByGpuType: Readonly<Record<string, string[]>>): string {

@@ -220,11 +220,15 @@ describe('buildRouterDeployment: a production Deployment', () => {
     });
   });
 
-  it('the ServiceAccount and pull secrets only when configured', () => {
+  it('the ServiceAccount and pull secrets only when configured; no API token unless a ServiceAccount is named', () => {
     expect(pod.serviceAccountName).toBeUndefined();
     expect(pod.imagePullSecrets).toBeUndefined();
+    // The operator's router config discovers backends by DNS: the pods need no API access.
+    expect(pod.automountServiceAccountToken).toBe(false);
     const withSa = buildRouterDeployment(svc, routerDefaults({ image: 'img:1', serviceAccountName: 'melange-router', imagePullSecrets: [{ name: 'regcred' }] }));
     expect(withSa.spec.template.spec).toMatchObject({ serviceAccountName: 'melange-router', imagePullSecrets: [{ name: 'regcred' }] });
+    // A named ServiceAccount keeps its token (e.g. for EndpointSlice discovery in a hand-written config).
+    expect(withSa.spec.template.spec.automountServiceAccountToken).toBeUndefined();
   });
 
   it('the settings hash on the pod template: a defaults change rolls the pods, replicas and identical settings do not', () => {

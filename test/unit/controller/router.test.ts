@@ -50,7 +50,7 @@ describe('routedSplit: the solved split restricted to pools with ready capacity'
 describe('router builders', () => {
   const svc = service();
 
-  it('the ConfigMap holds a router config that validateConfig accepts, pools discovered from <svc>-<pool>', () => {
+  it('the ConfigMap holds a router config that validateConfig accepts, pools discovered by DNS from <svc>-<pool>', () => {
     const cm = buildRouterConfigMap(svc, routerConfig(svc, POOL_REFS, SPLIT));
     expect(cm.metadata).toMatchObject({ name: 'chat-router', namespace: 'ml', ownerReferences: [{ kind: 'LLMService', name: 'chat', uid: 'uid-chat', controller: true }] });
     const v = validateConfig(parseYaml(cm.data?.[ROUTER_CONFIG_KEY] ?? ''));
@@ -59,10 +59,27 @@ describe('router builders', () => {
     expect(v.config.service).toEqual({ namespace: 'ml', name: 'chat' });
     expect(v.config.buckets).toEqual({ inputEdges: [100, 1000], outputEdges: [100, 500] });
     expect(v.config.split).toEqual(SPLIT);
+    // Relative to the cluster domain (the router expands it with its pod's DNS search list); the port is
+    // the one the headless Service publishes, which is the model container's.
     expect(v.config.pools).toEqual([
-      { name: 'small', gpuType: 'A10G', discovery: { namespace: 'ml', service: 'chat-small', port: 'http' } },
-      { name: 'big', gpuType: 'A100', discovery: { namespace: 'ml', service: 'chat-big', port: 'http' } },
+      { name: 'small', gpuType: 'A10G', dns: { name: 'chat-small.ml.svc', port: 8000, refreshMs: 5000 } },
+      { name: 'big', gpuType: 'A100', dns: { name: 'chat-big.ml.svc', port: 8000, refreshMs: 5000 } },
     ]);
+    expect(v.config.pools.every((p) => p.discovery === undefined && !p.dns?.name.includes('cluster.local'))).toBe(true);
+  });
+
+  it('the DNS port is the port the pool\'s headless Service publishes (the model container\'s http port)', () => {
+    const withPort = service({ spec: { template: { spec: { containers: [{ name: 'vllm', image: 'v', ports: [{ name: 'metrics', containerPort: 9000 }, { name: 'http', containerPort: 7000 }] }] } } } });
+    const c = routerConfig(withPort, POOL_REFS, SPLIT);
+    const poolSvc = buildPoolService(withPort, POOL_REFS[0]!);
+    const ports = (poolSvc.spec as { ports: Array<{ port: number; targetPort: number }> }).ports;
+    expect(ports).toEqual([expect.objectContaining({ name: 'http', port: 7000, targetPort: 7000 })]);
+    // DNS of a headless Service gives pod IPs: the router dials the targetPort, which equals port here.
+    expect(c.pools.map((p) => p.dns)).toEqual([
+      { name: `${poolSvc.metadata.name}.ml.svc`, port: ports[0]!.targetPort },
+      { name: 'chat-big.ml.svc', port: 7000 },
+    ]);
+    expect((poolSvc.spec as { publishNotReadyAddresses: boolean }).publishNotReadyAddresses).toBe(false);
   });
 
   it('drops weights on pools the config does not list (the router would reject the file)', () => {
@@ -89,6 +106,9 @@ describe('router builders', () => {
     expect(c.image).toBe('img:1');
     expect([...(c.command as string[]), ...(c.args as string[])]).toEqual(expect.arrayContaining(['router', '--config', '/etc/melange-router/config.yaml']));
     expect(d.spec.template.spec.volumes).toContainEqual({ name: 'config', configMap: { name: 'chat-router' } });
+    // DNS discovery needs no API access: no ServiceAccount token in the pod.
+    expect(d.spec.template.spec.automountServiceAccountToken).toBe(false);
+    expect(d.spec.template.spec.serviceAccountName).toBeUndefined();
     expect(d.spec.template.metadata.labels).toMatchObject(d.spec.selector.matchLabels);
     const s = buildRouterService(svc);
     expect(s.metadata.name).toBe('chat');

@@ -39,10 +39,42 @@ describe('router config schema', () => {
     ]);
     expect(errors({ ...base, split: [base.split[0], base.split[0]] })).toEqual(['split[1]: duplicate split entry for bucket (0, 0)']);
     expect(errors({ ...base, pools: [base.pools[0], base.pools[0]] })).toContain('pools[1].name: duplicate pool "l4"');
-    expect(errors({ ...base, pools: [{ name: 'x', gpuType: 'L4' }] })[0]).toContain('pools[0]: set exactly one of backends or discovery');
+    expect(errors({ ...base, pools: [{ name: 'x', gpuType: 'L4' }] })[0]).toBe('pools[0]: set exactly one of backends, discovery or dns (none is set)');
     expect(errors({ ...base, pools: [{ name: 'x', gpuType: 'L4', backends: ['ftp://a'] }] })[0]).toContain('pools[0].backends[0]: must be an http(s) base URL');
     expect(errors({ ...base, buckets: { inputEdges: [5, 5], outputEdges: [1] } })).toContain('buckets.inputEdges: must be strictly increasing');
     expect(errors({ ...base, split: [{ input: 0, output: 0, weights: { l4: -1 } }] })[0]).toMatch(/^split\[0\]\.weights\.l4: /);
+  });
+});
+
+describe('router config schema: DNS discovery', () => {
+  const dnsPool = (dns: unknown, extra: Record<string, unknown> = {}) => ({ ...base, split: [], pools: [{ name: 'l4', gpuType: 'L4', dns, ...extra }] });
+  it('accepts dns: {name, port} with refreshMs defaulting to 5000', () => {
+    const c = ok(dnsPool({ name: 'chat-l4.ns.svc', port: 8000 }));
+    expect(c.pools[0]?.dns).toEqual({ name: 'chat-l4.ns.svc', port: 8000, refreshMs: 5000 });
+    expect(ok(dnsPool({ name: 'chat-l4.ns.svc.cluster.local.', port: 1, refreshMs: 250 })).pools[0]?.dns?.refreshMs).toBe(250);
+  });
+  it('exactly one kind per pool, the error naming the extra field', () => {
+    expect(errors(dnsPool({ name: 'a.ns.svc', port: 8000 }, { backends: ['http://127.0.0.1:1'] }))).toEqual([
+      'pools[0].dns: set exactly one of backends, discovery or dns; this pool also has backends',
+    ]);
+    expect(errors(dnsPool({ name: 'a.ns.svc', port: 8000 }, { discovery: { namespace: 'ns', service: 'a' } }))).toEqual([
+      'pools[0].dns: set exactly one of backends, discovery or dns; this pool also has discovery',
+    ]);
+  });
+  it('names the bad field', () => {
+    expect(errors(dnsPool({ name: 'a.ns.svc' }))).toEqual([expect.stringMatching(/^pools\[0\]\.dns\.port: /)]);
+    expect(errors(dnsPool({ name: 'a.ns.svc', port: 70000 }))).toEqual([expect.stringMatching(/^pools\[0\]\.dns\.port: /)]);
+    expect(errors(dnsPool({ name: 'a_b..svc', port: 80 }))).toEqual([expect.stringMatching(/^pools\[0\]\.dns\.name: must be a DNS name/)]);
+    expect(errors(dnsPool({ name: '-a.svc', port: 80 }))).toEqual([expect.stringMatching(/^pools\[0\]\.dns\.name: must be a DNS name/)]);
+    expect(errors(dnsPool({ name: `${'a'.repeat(64)}.svc`, port: 80 }))).toEqual([expect.stringMatching(/^pools\[0\]\.dns\.name: must be a DNS name/)]);
+    expect(errors(dnsPool({ name: '10.0.0.1', port: 80 }))).toEqual(['pools[0].dns.name: must be a host name, not an IP address (use backends for fixed addresses)']);
+    expect(errors(dnsPool({ name: 'a.ns.svc', port: 80, refreshMs: 10 }))).toEqual([expect.stringMatching(/^pools\[0\]\.dns\.refreshMs: /)]);
+  });
+  it('diffConfig: a changed DNS target is a changed source', () => {
+    const a = ok(dnsPool({ name: 'a.ns.svc', port: 8000 }));
+    expect(diffConfig(a, ok(dnsPool({ name: 'a.ns.svc', port: 8000, refreshMs: 5000 }))).unchanged).toBe(true);
+    expect(diffConfig(a, ok(dnsPool({ name: 'a.ns.svc', port: 8001 }))).poolSourceChanged).toEqual(['l4']);
+    expect(diffConfig(a, ok({ ...base, split: [], pools: [{ name: 'l4', gpuType: 'L4', backends: [] }] })).poolSourceChanged).toEqual(['l4']);
   });
 });
 
