@@ -134,6 +134,9 @@ export const PolicySchema = z
     changePenaltyPerReplica: MoneySchema.optional().describe('$/h charged per replica added or removed, to damp churn.'),
     minTotalReplicas: z.int().min(0).max(10_000).default(1).describe('Never run fewer replicas in total.'),
     scaleDown: ScaleDownSchema.prefault({}),
+    provisioningTimeout: DurationSchema.default('10m').describe(
+      'How long a GPU type\'s replicas may take to become ready (progressDeadlineSeconds of its Deployment). A GPU type whose Deployment makes no progress for this long (pods unschedulable, no nodes) is capped at its ready replicas in the next solve, so the load moves to other GPU types; it is tried again once it progresses, its template changes, or after 30 minutes.',
+    ),
   })
   .describe('How and how often the allocation is chosen.');
 

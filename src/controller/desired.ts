@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { API_VERSION, LLMSERVICE_KIND, type GPUPool, type LLMService } from '../api/index.js';
+import { API_VERSION, LLMSERVICE_KIND, parseDurationMs, type GPUPool, type LLMService } from '../api/index.js';
 import { APPLIED_HASH_ANNOTATION, LABELS, OPERATOR_NAME } from './constants.js';
 
 // The Deployment the operator wants for one (service, GPU pool): a pure function of the LLMService, the
@@ -14,7 +14,7 @@ export interface DeploymentManifest {
   apiVersion: 'apps/v1';
   kind: 'Deployment';
   metadata: { name: string; namespace: string; labels: Record<string, string>; annotations: Record<string, string>; ownerReferences: Obj[] };
-  spec: { replicas: number; selector: { matchLabels: Record<string, string> }; template: { metadata: Obj; spec: Obj } };
+  spec: { replicas: number; progressDeadlineSeconds?: number; selector: { matchLabels: Record<string, string> }; template: { metadata: Obj; spec: Obj } };
 }
 
 export const deploymentName = (service: string, pool: string) => `${service}-${pool}`;
@@ -73,6 +73,9 @@ export function buildDeployment({ service, pool, gpusPerReplica, replicas }: Des
     },
     spec: {
       replicas,
+      // Pods that do not become ready within policy.provisioningTimeout (unschedulable: no nodes of the GPU
+      // type) make the Deployment report Progressing=False/ProgressDeadlineExceeded (availability.ts).
+      progressDeadlineSeconds: progressDeadlineSecondsOf(service),
       selector: { matchLabels: selectorLabels(svcName, poolName) },
       template: {
         metadata: {
@@ -85,6 +88,11 @@ export function buildDeployment({ service, pool, gpusPerReplica, replicas }: Des
   };
   manifest.metadata.annotations[APPLIED_HASH_ANNOTATION] = appliedHash(manifest);
   return manifest;
+}
+
+/** spec.policy.provisioningTimeout in whole seconds (at least 1). */
+export function progressDeadlineSecondsOf(service: LLMService): number {
+  return Math.max(1, Math.ceil(parseDurationMs(service.spec.policy.provisioningTimeout) / 1000));
 }
 
 /** Node selector and tolerations of the pool; the GPU resource on the first container (the model server). */

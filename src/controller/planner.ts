@@ -60,6 +60,8 @@ export class Planner {
     current: Replicas | undefined,
     now: Date,
     log: Logger,
+    /** Pools that cannot provision more than their ready replicas (availability.ts): replica caps for this solve. */
+    availability: Readonly<Record<string, number>> = {},
   ): Promise<PlanResult> {
     const policy = svc.spec.policy;
     const intervalMs = parseDurationMs(policy.solveInterval);
@@ -89,7 +91,7 @@ export class Planner {
       const reason = share.kind === 'exhausted' ? 'CapacityExhausted' : share.reason;
       return { outcome: { kind: 'held', reason, message: share.message }, metrics: estimate.metrics, nextSolveInMs: intervalMs };
     }
-    const own = share.kind === 'capped' ? withCaps(inst.value.input, share.caps) : inst.value.input;
+    const own = withAvailability(share.kind === 'capped' ? withCaps(inst.value.input, share.caps) : inst.value.input, availability);
     const input: SolveInput = {
       ...own,
       ...(policy.changePenaltyPerReplica && parseMoney(policy.changePenaltyPerReplica) > 0 && current ? { current } : {}),
@@ -170,6 +172,20 @@ const withCaps = (input: SolveInput, caps: Readonly<Record<string, number>>): So
   ...input,
   gpus: input.gpus.map((g) => (caps[g.id] === undefined ? g : { ...g, maxReplicas: Math.min(g.maxReplicas ?? Infinity, caps[g.id]!) })),
 });
+
+/** A pool capped at what it can deliver also gets its minReplicas lowered to the cap (it cannot deliver more). */
+const withAvailability = (input: SolveInput, caps: Readonly<Record<string, number>>): SolveInput =>
+  Object.keys(caps).length === 0
+    ? input
+    : {
+        ...input,
+        gpus: input.gpus.map((g) => {
+          const cap = caps[g.id];
+          if (cap === undefined) return g;
+          const max = Math.min(g.maxReplicas ?? Infinity, cap);
+          return { ...g, maxReplicas: max, ...(g.minReplicas !== undefined ? { minReplicas: Math.min(g.minReplicas, max) } : {}) };
+        }),
+      };
 
 const same = (a: Replicas | undefined, b: Replicas | undefined) => (a === undefined || b === undefined ? a === b : sameReplicas(a, b));
 

@@ -1,6 +1,7 @@
 import { API_VERSION, LLMSERVICE_KIND, LLMServiceConditionTypes as C, isConditionTrue, parseDurationMs, parseLLMService, parseMoney, type LLMService } from '../api/index.js';
 import type { SolveInput, SolveResult } from '../solver/index.js';
 import { totalOf } from './allocation.js';
+import { UNSCHEDULABLE_RETRY_MS, decideAvailability, describeCap, type PoolAvailability } from './availability.js';
 import { APPLIED_HASH_ANNOTATION } from './constants.js';
 import { buildDeployment } from './desired.js';
 import type { EventSink } from './events.js';
@@ -40,6 +41,8 @@ export interface ReconcilerDeps {
   router?: RouterDefaults;
   /** Adds another service's key to the work queue (a co-sharer of a capped pool whose share changed). */
   enqueue?: (key: string) => void;
+  /** How long a pool capped as unschedulable stays capped before it is tried again (availability.ts; default 30 min). */
+  unschedulableRetryMs?: number;
 }
 
 /** A status we wrote that the cache has not caught up with yet (client-go's "mutation cache"). */
@@ -58,6 +61,8 @@ export class Reconciler {
   private readonly routerApplied = new Map<string, Map<string, string>>();
   /** Per service, what the drain of surplus capacity remembers between passes (transition.ts). */
   private readonly drains = new Map<string, DrainState>();
+  /** Per service, pools capped at their ready replicas because they cannot provision more (availability.ts). */
+  private readonly availability = new Map<string, Record<string, PoolAvailability>>();
   private readonly now: () => Date;
   private readonly shared: SharedPools | undefined;
 
@@ -76,6 +81,7 @@ export class Reconciler {
       this.planner.forget(key);
       this.shared?.forget(key);
       this.drains.delete(key);
+      this.availability.delete(key);
       this.written.delete(key);
       this.routerApplied.delete(key);
       if (this.deps.metrics) forgetService(this.deps.metrics, namespace, name);
@@ -102,7 +108,24 @@ export class Reconciler {
     const observed = this.deps.view.deployments(namespace, svc.metadata.uid ?? '').filter((o) => o.pool !== '');
     const current = prev?.allocation ? Object.fromEntries(prev.allocation.map((a) => [a.pool, a.replicas])) : undefined;
     const refs = { profiles: this.deps.view.profiles(namespace), pools: this.deps.view.pools() };
-    const { outcome, metrics, nextSolveInMs } = await this.planner.plan(key, svc, refs, current, now, log);
+    // Pools that could not provision their replicas are capped at what is ready for this solve.
+    const retryMs = this.deps.unschedulableRetryMs ?? UNSCHEDULABLE_RETRY_MS;
+    const avail = decideAvailability(observed, this.availability.get(key) ?? {}, now.getTime(), {
+      provisioningTimeoutMs: parseDurationMs(svc.spec.policy.provisioningTimeout),
+      retryMs,
+    });
+    this.availability.set(key, avail.state);
+    for (const c of avail.added) {
+      log.warn({ pool: c.pool, ready: c.ready, wanted: c.wanted, by: c.by }, 'GPU pool cannot provision its replicas; capping it at its ready replicas');
+      void this.deps.events.emit(this.refOf(svc), 'Warning', 'PoolUnschedulable', 'Plan',
+        `GPU pool ${describeCap(c)}: ${c.by === 'deployment' ? 'ProgressDeadlineExceeded' : 'no progress within policy.provisioningTimeout'}; capping it at ${c.ready} replicas and moving the rest of the load to other GPU types`);
+    }
+    for (const { cap, why } of avail.lifted) {
+      if (why === 'gone') continue;
+      log.info({ pool: cap.pool, why }, 'lifting the cap of a GPU pool that could not provision');
+      void this.deps.events.emit(this.refOf(svc), 'Normal', 'PoolCapLifted', 'Plan', `GPU pool ${cap.pool}: cap of ${cap.ready} replicas lifted (${why === 'retry' ? 'retry window passed; trying it again' : why === 'progressed' ? 'it has more ready replicas' : 'its Deployment template changed'})`);
+    }
+    const { outcome, metrics, nextSolveInMs } = await this.planner.plan(key, svc, refs, current, now, log, avail.caps);
 
     // Plan and apply. A held outcome never touches a Deployment (never scale anything because of bad input).
     let transition: TransitionPlan | undefined;
@@ -119,7 +142,16 @@ export class Reconciler {
       transition = planTransition(current, observed, now.getTime(), drain, this.drains.get(key));
     }
 
-    const next = buildStatus(prev, { generation, now, metrics, outcome, observed: after, ...(transition ? { transition } : {}), ...(applyError ? { applyError } : {}) });
+    const next = buildStatus(prev, {
+      generation,
+      now,
+      metrics,
+      outcome,
+      observed: after,
+      ...(transition ? { transition } : {}),
+      ...(applyError ? { applyError } : {}),
+      ...(avail.capped.length > 0 ? { unschedulable: avail.capped, retryMs } : {}),
+    });
     const routerError = await this.applyRouter(key, svc, next, after, log);
     if (routerError) log.warn({ error: routerError }, 'router objects rejected by the API server');
     if (!statusEqual(prev, next)) {
@@ -131,8 +163,9 @@ export class Reconciler {
     } else log.debug('status unchanged; no write');
     this.record(namespace, name, next);
     // Finishing a drain is time-based (window, step interval): come back for it even if nothing else changes.
+    // So are the availability caps: a retry, or the operator's own provisioning deadline.
     const drainDue = outcome.kind === 'allocated' ? transition?.requeueAfterMs : undefined;
-    return { requeueAfterMs: drainDue !== undefined ? Math.min(nextSolveInMs, drainDue) : nextSolveInMs };
+    return { requeueAfterMs: Math.min(nextSolveInMs, drainDue ?? Infinity, avail.requeueAfterMs ?? Infinity) };
   }
 
   /** Decisions over shared capped pools computed so far (tests: N sharers, one computation). */

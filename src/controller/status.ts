@@ -12,6 +12,7 @@ import {
 import type { ResolvedGpu } from '../solver/from-api.js';
 import type { SolveStatus } from '../solver/index.js';
 import type { AllocationDecision } from './allocation.js';
+import { unschedulableMessage, type PoolCap } from './availability.js';
 import { canonicalJson } from './desired.js';
 import type { PoolObservation, TransitionPlan } from './transition.js';
 import type { MetricsConditionUpdate, WorkloadSourceName } from './workload.js';
@@ -55,6 +56,10 @@ export interface StatusInputs {
   transition?: TransitionPlan;
   /** A Deployment the API server refused (invalid template, …). */
   applyError?: string;
+  /** Pools capped at their ready replicas because they could not provision more (availability.ts). */
+  unschedulable?: readonly PoolCap[];
+  /** When a cap is tried again (for the message). */
+  retryMs?: number;
 }
 
 export function buildStatus(prev: LLMServiceStatus | undefined, i: StatusInputs): LLMServiceStatus {
@@ -152,12 +157,21 @@ function conditionsFor(prev: readonly Condition[] | undefined, next: LLMServiceS
     };
   }
 
+  // A pool that cannot provision: say so while the capacity is not (yet) where the capped plan wants it.
+  const caps = i.unschedulable ?? [];
+  const capMessage = caps.length > 0 ? unschedulableMessage(caps, i.retryMs) : '';
+  if (caps.length > 0 && (capacity.reason === 'WaitingForReplicas' || capacity.reason === 'DrainingSurplus')) {
+    capacity = { ...capacity, reason: 'PoolUnschedulable', message: `${capMessage}; ${capacity.message}` };
+  }
+
   const degraded: ConditionUpdate =
     o.kind === 'held' && hasAllocation
       ? { type: C.Degraded, status: 'True', observedGeneration: gen, reason: o.reason, message: `serving the last allocation (${mix}) because it cannot be re-planned now: ${o.message}` }
       : o.kind === 'allocated' && o.workload.fallback
         ? { type: C.Degraded, status: 'True', observedGeneration: gen, reason: 'WorkloadFallback', message: i.metrics.message }
-        : { type: C.Degraded, status: 'False', observedGeneration: gen, reason: 'AsExpected', message: 'planning from the configured workload source' };
+        : caps.length > 0
+          ? { type: C.Degraded, status: 'True', observedGeneration: gen, reason: 'PoolUnschedulable', message: capMessage }
+          : { type: C.Degraded, status: 'False', observedGeneration: gen, reason: 'AsExpected', message: 'planning from the configured workload source' };
 
   const readyCond: ConditionUpdate =
     solved.status !== 'True'

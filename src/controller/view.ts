@@ -11,6 +11,11 @@ export interface ObservedDeployment extends PoolObservation {
   name: string;
   /** melange.dev/applied-hash as last applied (undefined if someone else created it). */
   appliedHash?: string;
+  /**
+   * The Deployment's Progressing condition (availability.ts): ProgressDeadlineExceeded means its pods did not
+   * become ready within spec.progressDeadlineSeconds. `since` is its lastUpdateTime (else lastTransitionTime).
+   */
+  progressing?: { status: string; reason: string; since?: string };
 }
 
 export interface ClusterView {
@@ -112,6 +117,8 @@ export class InformerView implements ClusterView {
 
 export function observeDeployment(d: V1Deployment): ObservedDeployment {
   const hash = d.metadata?.annotations?.[APPLIED_HASH_ANNOTATION];
+  const p = d.status?.conditions?.find((c) => c.type === 'Progressing');
+  const since = p ? (p.lastUpdateTime ?? p.lastTransitionTime) : undefined;
   return {
     name: d.metadata?.name ?? '',
     pool: d.metadata?.labels?.[LABELS.pool] ?? '',
@@ -120,5 +127,6 @@ export function observeDeployment(d: V1Deployment): ObservedDeployment {
     readyReplicas: d.status?.readyReplicas ?? 0,
     observed: (d.status?.observedGeneration ?? -1) >= (d.metadata?.generation ?? 0),
     ...(hash ? { appliedHash: hash } : {}),
+    ...(p ? { progressing: { status: p.status, reason: p.reason ?? '', ...(since ? { since: new Date(since).toISOString() } : {}) } } : {}),
   };
 }

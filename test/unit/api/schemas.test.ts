@@ -66,6 +66,7 @@ describe('defaults', () => {
       minSavingsPercent: 5,
       minTotalReplicas: 1,
       scaleDown: { stabilization: '60s', maxStep: 2, stepInterval: '10s' },
+      provisioningTimeout: '10m',
     });
     expect(s.spec.priority).toBe(0);
     expect(s.spec.router).toEqual({ enabled: true, replicas: 2 });

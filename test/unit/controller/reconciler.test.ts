@@ -49,7 +49,7 @@ class World implements ClusterWriter, EventSink {
     this.applies.push(d);
     const pool = d.metadata.labels['melange.dev/pool']!;
     const prev = this.deps.get(pool);
-    this.deps.set(pool, { name: d.metadata.name, pool, exists: true, replicas: d.spec.replicas, readyReplicas: prev?.readyReplicas ?? 0, observed: true, appliedHash: d.metadata.annotations['melange.dev/applied-hash']! });
+    this.deps.set(pool, { name: d.metadata.name, pool, exists: true, replicas: d.spec.replicas, readyReplicas: prev?.readyReplicas ?? 0, observed: true, appliedHash: d.metadata.annotations['melange.dev/applied-hash']!, ...(prev?.progressing ? { progressing: prev.progressing } : {}) });
   }
   async scaleDeployment(_ns: string, name: string, replicas: number): Promise<void> {
     this.scales.push([name, replicas]);
@@ -281,5 +281,58 @@ describe('Reconciler', () => {
     await r.reconcile('ml/chat');
     expect(cond(world, 'Ready')?.status).toBe('True');
     expect(world.events.at(-1)?.reason).toBe('CapacityReady');
+  });
+
+  it('a pool whose Deployment hits ProgressDeadlineExceeded is capped at its ready replicas: re-planned onto another GPU type, status and a Warning event, never below what is ready', async () => {
+    let t = Date.parse('2026-11-28T10:00:00Z');
+    const { world, r } = setup({ now: () => new Date(t) });
+    world.editSpec({
+      workload: { source: 'Static', static: { requestsPerSecond: 6, distribution: [[1, 0], [0, 0]] } },
+      policy: { provisioningTimeout: '5s', scaleDown: { stabilization: '10s', maxStep: 5, stepInterval: '1s' } },
+    });
+    await r.reconcile('ml/chat');
+    const small0 = world.deps.get('small')!.replicas;
+    expect(small0).toBeGreaterThanOrEqual(2);
+    expect(world.deps.has('big')).toBe(false);
+    expect(world.applies.at(-1)?.spec.progressDeadlineSeconds).toBe(5);
+
+    // No node of the small type: nothing becomes ready and the Deployment controller gives up.
+    t += 6_000;
+    Object.assign(world.deps.get('small')!, { readyReplicas: 0, progressing: { status: 'False', reason: 'ProgressDeadlineExceeded', since: new Date(t - 1_000).toISOString() } });
+    const res = await r.reconcile('ml/chat');
+    const alloc = () => Object.fromEntries(((world.svc?.status as { allocation: Array<{ pool: string; replicas: number }> }).allocation).map((a) => [a.pool, a.replicas]));
+    expect(alloc().small).toBe(0);
+    expect(alloc().big).toBeGreaterThanOrEqual(1);
+    expect(world.deps.get('small')!.replicas).toBe(small0); // make before break: kept until big is ready
+    expect(cond(world, 'CapacityProvisioned')).toMatchObject({ status: 'False', reason: 'PoolUnschedulable' });
+    expect(cond(world, 'CapacityProvisioned')?.message).toContain(`small (Deployment chat-small) 0/${small0} ready since 2026-11-28T10:00:06Z`);
+    expect(cond(world, 'Ready')?.status).toBe('False');
+    expect(world.events.filter((e) => e.reason === 'PoolUnschedulable')).toMatchObject([{ type: 'Warning' }]);
+    expect(res.requeueAfterMs).toBeLessThanOrEqual(60_000);
+
+    // big becomes ready; after the window the small pool's pending replicas drain (there was nothing ready).
+    world.deps.get('big')!.readyReplicas = world.deps.get('big')!.replicas;
+    for (let i = 0; i < 10; i++) {
+      t += 5_000;
+      await r.reconcile('ml/chat');
+      expect(world.deps.get('big')!.replicas).toBe(alloc().big);
+      if (world.deps.get('small')!.replicas === 0) {
+        // drained: the Deployment controller calls a 0-replica Deployment complete; the cap stays regardless.
+        world.deps.get('small')!.progressing = { status: 'True', reason: 'NewReplicaSetAvailable' };
+      }
+    }
+    expect(world.deps.get('small')!.replicas).toBe(0);
+    expect(alloc().small).toBe(0);
+    expect(cond(world, 'Ready')?.status).toBe('True');
+    expect(cond(world, 'Degraded')).toMatchObject({ status: 'True', reason: 'PoolUnschedulable' });
+    expect(world.events.filter((e) => e.reason === 'PoolUnschedulable')).toHaveLength(1);
+
+    // After the retry window the pool is tried again: the cheap type is planned again.
+    t = Date.parse('2026-11-28T10:30:07Z');
+    await r.reconcile('ml/chat');
+    expect(alloc().small).toBeGreaterThanOrEqual(2);
+    expect(world.events.filter((e) => e.reason === 'PoolCapLifted')).toMatchObject([{ type: 'Normal' }]);
+    expect(cond(world, 'Degraded')?.reason).toBe('AsExpected');
+    expect(world.deps.get('big')!.replicas).toBeGreaterThanOrEqual(1); // big keeps serving until small is ready
   });
 });
