@@ -1,0 +1,191 @@
+/**
+ * Real `melangectl emulate` and `melangectl router` processes for the benchmarks, on 127.0.0.1 only.
+ *
+ * Each runs from the TypeScript sources (bench/support/melangectl.ts under tsx) in its own process group
+ * (test/support/processes.ts: detached, group-leader, pid + start time recorded), with `--port 0`; the URL is
+ * read from the process's own "listening" log line, so there is no free-port race. `stopAll()` stops exactly
+ * the groups started here (SIGTERM, then SIGKILL after the grace period); `killTrackedOnExit()` is the backstop
+ * if the benchmark is interrupted.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { REPO_ROOT, repoPath } from '../../test/support/paths.js';
+import { killTrackedOnExit, startProcess, stopProcess, type ManagedProcess } from '../../test/support/processes.js';
+import { waitFor } from '../../test/support/wait.js';
+
+export interface BenchProcess {
+  name: string;
+  proc: ManagedProcess;
+  url: string;
+  pid: number;
+}
+
+const ENTRY = repoPath('bench', 'support', 'melangectl.ts');
+const started: BenchProcess[] = [];
+let uninstall: (() => void) | undefined;
+
+/** A scratch directory for logs and config files (removed by `cleanup()` unless BENCH_KEEP=1). */
+export function benchDir(prefix: string): string {
+  return mkdtempSync(join(tmpdir(), `melange-bench-${prefix}-`));
+}
+
+function startCli(name: string, args: string[], logDir: string, nodeArgs: string[] = []): ManagedProcess {
+  uninstall ??= killTrackedOnExit();
+  return startProcess({
+    name,
+    command: process.execPath,
+    args: [...nodeArgs, '--import', 'tsx', ENTRY, ...args],
+    logFile: join(logDir, `${name}.log`),
+    cwd: REPO_ROOT,
+    env: { ...process.env, NO_PROXY: '127.0.0.1,localhost', no_proxy: '127.0.0.1,localhost' },
+  });
+}
+
+/** Waits for the JSON log line whose `msg` matches and that carries a loopback `url`; returns the URL. */
+async function urlFromLog(proc: ManagedProcess, msg: RegExp, what: string): Promise<string> {
+  return waitFor(
+    () => {
+      proc.assertRunning();
+      let text = '';
+      try {
+        text = readFileSync(proc.record.logFile, 'utf8');
+      } catch {
+        return undefined;
+      }
+      for (const line of text.split('\n')) {
+        if (!line.startsWith('{')) continue;
+        try {
+          const j = JSON.parse(line) as { msg?: string; url?: string };
+          if (typeof j.msg === 'string' && msg.test(j.msg) && typeof j.url === 'string' && /^http:\/\/127\.0\.0\.1:\d+$/.test(j.url)) return j.url;
+        } catch {
+          /* partial line */
+        }
+      }
+      return undefined;
+    },
+    { what, timeoutMs: 60_000, intervalMs: 100 },
+  );
+}
+
+export interface EmulatorProcessOptions {
+  name: string;
+  gpu: string;
+  /** Emulated seconds per real second (`--speed`), default 1. */
+  speed?: number;
+  logDir: string;
+  extraArgs?: string[];
+}
+
+/** One `melangectl emulate` process (one replica of one GPU type) on 127.0.0.1, a free port. */
+export async function startEmulatorProcess(o: EmulatorProcessOptions): Promise<BenchProcess> {
+  const args = ['emulate', '--gpu', o.gpu, '--host', '127.0.0.1', '--port', '0', '--speed', String(o.speed ?? 1), '--drain-timeout', '1', ...(o.extraArgs ?? [])];
+  const proc = startCli(o.name, args, o.logDir);
+  const p: BenchProcess = { name: o.name, proc, url: '', pid: proc.record.pid };
+  started.push(p);
+  p.url = await urlFromLog(proc, /^listening on /, `emulator ${o.name}`);
+  return p;
+}
+
+export interface RouterProcessOptions {
+  name: string;
+  configFile: string;
+  logDir: string;
+  /** Seed of routing.strategy=random. */
+  seed?: number;
+}
+
+/** One `melangectl router` process on 127.0.0.1, a free port; resolves once /readyz says ready. */
+export async function startRouterProcess(o: RouterProcessOptions): Promise<BenchProcess> {
+  const args = ['router', '--config', o.configFile, '--host', '127.0.0.1', '--port', '0', '--log-level', 'info', '--shutdown-grace-ms', '1000'];
+  if (o.seed !== undefined) args.push('--seed', String(o.seed));
+  // BENCH_ROUTER_CPU_PROF=DIR: write a V8 CPU profile of the router to DIR when it stops (chrome://inspect,
+  // or `node --cpu-prof` tooling) — for finding what the router spends its time on.
+  const prof = process.env['BENCH_ROUTER_CPU_PROF'];
+  const proc = startCli(o.name, args, o.logDir, prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : []);
+  const p: BenchProcess = { name: o.name, proc, url: '', pid: proc.record.pid };
+  started.push(p);
+  p.url = await urlFromLog(proc, /^router listening$/, `router ${o.name}`);
+  await waitFor(
+    async () => {
+      proc.assertRunning();
+      const r = await fetch(`${p.url}/readyz`, { signal: AbortSignal.timeout(2_000) });
+      await r.arrayBuffer();
+      return r.status === 200;
+    },
+    { what: `router ${o.name} ready`, timeoutMs: 30_000, intervalMs: 100 },
+  );
+  return p;
+}
+
+/** Any TypeScript file of the repository as a process (tsx), in its own process group; stopped by stopAll(). */
+export function startScriptProcess(name: string, file: string, args: string[], logDir: string): BenchProcess {
+  uninstall ??= killTrackedOnExit();
+  const proc = startProcess({
+    name,
+    command: process.execPath,
+    args: ['--import', 'tsx', file, ...args],
+    logFile: join(logDir, `${name}.log`),
+    cwd: REPO_ROOT,
+    env: { ...process.env, NO_PROXY: '127.0.0.1,localhost', no_proxy: '127.0.0.1,localhost' },
+  });
+  const p: BenchProcess = { name, proc, url: '', pid: proc.record.pid };
+  started.push(p);
+  return p;
+}
+
+/** Stops one process started here (its whole process group). */
+export async function stopBenchProcess(p: BenchProcess): Promise<void> {
+  const i = started.indexOf(p);
+  if (i >= 0) started.splice(i, 1);
+  await stopProcess(p.proc.record, 5_000);
+}
+
+/** Stops every process group started here, in reverse order; returns the errors (empty when all are gone). */
+export async function stopAll(): Promise<string[]> {
+  const errors: string[] = [];
+  for (const p of [...started].reverse()) {
+    try {
+      await stopBenchProcess(p);
+    } catch (err) {
+      errors.push(`${p.name}: ${(err as Error).message}`);
+    }
+  }
+  return errors;
+}
+
+/** Stops everything and removes `dir` (kept with BENCH_KEEP=1, e.g. to read the logs). */
+export async function cleanup(dir: string | undefined): Promise<string[]> {
+  const errors = await stopAll();
+  uninstall?.();
+  uninstall = undefined;
+  if (dir && process.env['BENCH_KEEP'] !== '1') rmSync(dir, { recursive: true, force: true });
+  return errors;
+}
+
+/**
+ * On SIGINT/SIGTERM: stop every process group started here, then exit (130). Without this, a signal would end
+ * the benchmark without running its cleanup and leave the emulators and routers running.
+ */
+export function stopAllOnSignal(): void {
+  let stopping = false;
+  const handler = (sig: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    process.stdout.write(`\n${sig}: stopping the benchmark's processes\n`);
+    void stopAll().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', handler);
+  process.once('SIGTERM', handler);
+}
+
+/** Cumulative CPU seconds (user + system) of a live process, from /proc; undefined if unreadable. */
+export function cpuSeconds(pid: number): number | undefined {
+  try {
+    const raw = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = raw.slice(raw.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,113 @@
+/**
+ * A "simulated twin" of one SLO-attainment run: the same requests, the same router configuration and the same
+ * replicas, with every replica's engine (src/emulator/engine.ts, the emulator's own state machine) advanced in
+ * exact simulated time — no HTTP, no timers, no host. It uses the router's own pure decision code
+ * (resolveSplitTable, SmoothPicker / RandomPicker with the same seed, least in-flight with a rotating tie-break),
+ * so it predicts what the plan and the balancing policy alone produce; the gap to the measured run is what the
+ * real processes and the shared machine add. (In the real run a backend's in-flight count drops when its
+ * response has been relayed; here when the engine finishes the request — the same instant up to the network.)
+ */
+import { bucketIndex } from '../../src/router/buckets.js';
+import { validateConfig, type RouterConfigInput } from '../../src/router/config.js';
+import { mulberry32 } from '../../src/router/rng.js';
+import { capacityWeights, RandomPicker, resolveSplitTable, SmoothPicker, bucketKey, type PoolPicker } from '../../src/router/weights.js';
+import { Engine, contextError, enginePerf, paperTpot, type FinishedRequest, type GpuType, type Step } from '../../src/emulator/index.js';
+
+export interface TwinRequest {
+  index: number;
+  /** Emulated seconds from the start. */
+  arrival: number;
+  /** Prompt tokens as the emulator and the router count them. */
+  promptTokens: number;
+  outputTokens: number;
+}
+
+export interface TwinResult {
+  index: number;
+  pool: string | undefined;
+  /** The paper's TPOT (ms), undefined when the request was refused (context too long) or had no backend. */
+  tpotMs: number | undefined;
+}
+
+class Replica {
+  readonly engine: Engine;
+  step: Step | undefined;
+  vt = 0;
+  inflight = 0;
+  constructor(readonly id: string, readonly pool: string, gpu: GpuType) {
+    this.engine = new Engine(enginePerf(gpu));
+  }
+
+  /** Runs the engine up to emulated time `t` exactly as the emulator's driver does (steps back to back). */
+  advance(t: number, onFinished: (f: FinishedRequest) => void): void {
+    for (;;) {
+      if (!this.step) {
+        this.step = this.engine.schedule(this.vt);
+        if (!this.step) {
+          const next = this.engine.nextArrival();
+          if (next === undefined || next > t) return;
+          this.vt = Math.max(this.vt, next);
+          continue;
+        }
+      }
+      if (this.step.end > t) return;
+      const out = this.engine.complete(this.step);
+      this.vt = this.step.end;
+      this.step = undefined;
+      for (const f of out.finished) {
+        this.inflight--;
+        onFinished(f);
+      }
+    }
+  }
+}
+
+export function simulateRun(
+  configInput: RouterConfigInput,
+  gpuOfPool: (pool: string) => GpuType,
+  requests: readonly TwinRequest[],
+  seed: number,
+): TwinResult[] {
+  const v = validateConfig(configInput);
+  if (!v.ok) throw new Error(`twin: invalid router config: ${v.errors.join('; ')}`);
+  const config = v.config;
+  const { inputEdges, outputEdges } = config.buckets;
+  const table = resolveSplitTable(config.split, inputEdges.length, outputEdges.length);
+  const picker: PoolPicker = config.routing.strategy === 'random' ? new RandomPicker(mulberry32(seed)) : new SmoothPicker();
+  const byPool = new Map<string, Replica[]>();
+  const all: Replica[] = [];
+  for (const p of config.pools) {
+    const reps = (p.backends ?? []).map((u) => new Replica(u, p.name, gpuOfPool(p.name)));
+    byPool.set(p.name, reps);
+    all.push(...reps);
+  }
+  const ties = new Map<string, number>();
+  const results = new Map<number, TwinResult>();
+  const onFinished = (f: FinishedRequest) => {
+    const r = results.get(Number(f.id));
+    if (r) r.tpotMs = paperTpot(f) * 1000;
+  };
+  for (const req of [...requests].sort((a, b) => a.arrival - b.arrival)) {
+    for (const rep of all) rep.advance(req.arrival, onFinished);
+    const bi = bucketIndex(inputEdges, req.promptTokens);
+    const bo = bucketIndex(outputEdges, req.outputTokens);
+    const ready = new Map([...byPool].map(([p, reps]) => [p, reps.length]));
+    const weights = (table[bi]?.[bo] ?? capacityWeights(ready)).weights;
+    const pool = picker.pick(bucketKey(bi, bo), weights, (p) => (byPool.get(p)?.length ?? 0) > 0);
+    const result: TwinResult = { index: req.index, pool, tpotMs: undefined };
+    results.set(req.index, result);
+    if (pool === undefined) continue;
+    const reps = byPool.get(pool)!;
+    let min = Infinity;
+    for (const r of reps) min = Math.min(min, r.inflight);
+    const tied = reps.filter((r) => r.inflight === min);
+    const t = ties.get(pool) ?? 0;
+    ties.set(pool, t + 1);
+    const rep = tied[t % tied.length]!;
+    if (contextError(rep.engine.perf, req.promptTokens, req.outputTokens)) continue; // the emulator's 400
+    rep.inflight++;
+    rep.engine.add({ id: String(req.index), inputTokens: req.promptTokens, outputTokens: req.outputTokens, arrival: req.arrival });
+  }
+  for (const rep of all) rep.advance(Infinity, onFinished);
+  return [...results.values()].sort((a, b) => a.index - b.index);
+}
