@@ -6,11 +6,8 @@
  */
 import type { KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../../src/controller/logger.js';
-import { Manager } from '../../src/controller/manager.js';
-import { createMetrics } from '../../src/controller/metrics.js';
-import { loadHighsEngine, solve, type MilpEngine } from '../../src/solver/index.js';
 import { applyCrdsFromDir } from '../support/crds.js';
+import { startInProcessManager, type InProcessManager } from '../support/in-process-manager.js';
 import { testEnv } from '../support/env.js';
 import { ignoreNotFound, loadKubeConfig, makeClients } from '../support/kube.js';
 import { uniqueName, useTestNamespace } from '../support/namespace.js';
@@ -32,13 +29,10 @@ describe.skipIf(env.profile !== 'full')('GPU pools: the Manager runs the GPUPool
   const md = `md-${suffix}`.slice(0, 40);
   let kc: KubeConfig;
   let cloud: TestCloud | undefined;
-  let engine: MilpEngine;
-  const abort = new AbortController();
-  let done: Promise<number> | undefined;
+  let manager: InProcessManager | undefined;
 
   beforeAll(async () => {
     kc = loadKubeConfig(env.kubeconfig);
-    engine = await loadHighsEngine();
     await applyCrdsFromDir(kc, repoPath('crds'));
     await applyCrdsFromDir(kc, repoPath('test', 'fixtures', 'crds'));
     await makeClients(kc).custom.createNamespacedCustomObject({
@@ -57,20 +51,10 @@ describe.skipIf(env.profile !== 'full')('GPU pools: the Manager runs the GPUPool
     await applyCr(kc, p);
     await applyCr(kc, tiny.profile, ns.name);
     cloud = startTestCloud(kc, ns.name);
-    const manager = new Manager({
-      kc,
-      log: createLogger('silent'),
-      metrics: createMetrics(),
-      solve: async (input) => solve(input, engine),
-      leaderElection: { enabled: false, namespace: ns.name, name: 'unused', identity: 'pools-mgr-test' },
-      watchNamespace: ns.name,
-      gpuPools: { resyncMs: 300 },
-    });
-    done = manager.run(abort.signal);
+    manager = await startInProcessManager(kc, ns.name, 'pools-mgr-test', { gpuPools: { resyncMs: 300 } });
   });
   afterAll(async () => {
-    abort.abort();
-    await done;
+    await manager?.stop();
     await cloud?.stop();
     if (kc) await ignoreNotFound(() => makeClients(kc).custom.deleteClusterCustomObject({ ...GP, name: tiny.poolName }));
   });
@@ -87,7 +71,6 @@ describe.skipIf(env.profile !== 'full')('GPU pools: the Manager runs the GPUPool
       return s?.readyNodes === 2 ? s : undefined;
     }, { what: 'GPUPool readyNodes 2', timeoutMs: 60_000 });
     expect(st).toMatchObject({ desiredNodes: 2, readyNodes: 2, demandedGPUs: 3, allocatableGPUs: 4 });
-    abort.abort();
-    expect(await done).toBe(0);
+    expect(await manager!.stop()).toBe(0);
   });
 });

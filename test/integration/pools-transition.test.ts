@@ -16,12 +16,10 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bruteForceJointCost } from '../support/brute-force-joint.js';
 import { parseGPUPool, parseGPUProfile, type GPUPool, type GPUProfile, type LLMService } from '../../src/api/index.js';
-import { createLogger } from '../../src/controller/logger.js';
-import { Manager } from '../../src/controller/manager.js';
-import { createMetrics } from '../../src/controller/metrics.js';
 import { instanceFromService } from '../../src/solver/from-api.js';
-import { isSuccess, loadHighsEngine, solve, type MilpEngine, type SolveInput } from '../../src/solver/index.js';
+import { isSuccess, solve, type MilpEngine, type SolveInput } from '../../src/solver/index.js';
 import { applyCrdsFromDir } from '../support/crds.js';
+import { fixturePool, fixtureProfile, startInProcessManager, type InProcessManager } from '../support/in-process-manager.js';
 import { testEnv } from '../support/env.js';
 import { ignoreNotFound, loadKubeConfig, makeClients, mergePatch } from '../support/kube.js';
 import { uniqueName, useTestNamespace } from '../support/namespace.js';
@@ -45,28 +43,10 @@ describe.skipIf(env.profile !== 'full')('GPU pools: joint solve and transitions 
   let kc: KubeConfig;
   let engine: MilpEngine;
   let cloud: TestCloud | undefined;
-  const abort = new AbortController();
-  let done: Promise<number> | undefined;
+  let manager: InProcessManager | undefined;
 
-  const pool = (n: string, gpuType: string, cost: string, extra: Obj = {}): Obj => ({
-    apiVersion: 'melange.dev/v1alpha1',
-    kind: 'GPUPool',
-    metadata: { name: n },
-    spec: {
-      gpuType,
-      costPerGPUHour: cost,
-      gpusPerNode: 1,
-      nodeSelector: { 'nvidia.com/gpu.product': `${gpuType}-${sfx}` },
-      tolerations: [{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }],
-      ...extra,
-    },
-  });
-  const profile = (n: string, gpuType: string, maxThroughput: number[][]): Obj => ({
-    apiVersion: 'melange.dev/v1alpha1',
-    kind: 'GPUProfile',
-    metadata: { name: n },
-    spec: { model: 'm', gpuType, slo: { tpotMillis: 100 }, buckets: BUCKETS, maxThroughput },
-  });
+  const pool = (n: string, gpuType: string, cost: string, extra: Obj = {}): Obj => fixturePool(n, gpuType, cost, sfx, extra);
+  const profile = (n: string, gpuType: string, maxThroughput: number[][]): Obj => fixtureProfile(n, gpuType, BUCKETS, maxThroughput);
   const service = (n: string, gpus: string[], rate: number, distribution: number[][], extra: Obj = {}): Obj => ({
     apiVersion: 'melange.dev/v1alpha1',
     kind: 'LLMService',
@@ -91,7 +71,6 @@ describe.skipIf(env.profile !== 'full')('GPU pools: joint solve and transitions 
 
   beforeAll(async () => {
     kc = loadKubeConfig(env.kubeconfig);
-    engine = await loadHighsEngine();
     await applyCrdsFromDir(kc, repoPath('crds'));
     await applyCrdsFromDir(kc, repoPath('test', 'fixtures', 'crds'));
     const { custom } = makeClients(kc);
@@ -109,20 +88,11 @@ describe.skipIf(env.profile !== 'full')('GPU pools: joint solve and transitions 
     await applyCr(kc, profile(`prof-${poolS}`, 'SHT', [[2, 1]]), ns.name);
     await applyCr(kc, profile(`prof-${poolO}`, 'OTT', [[3, 0]]), ns.name);
     cloud = startTestCloud(kc, ns.name);
-    const manager = new Manager({
-      kc,
-      log: createLogger('silent'),
-      metrics: createMetrics(),
-      solve: async (input) => solve(input, engine),
-      leaderElection: { enabled: false, namespace: ns.name, name: 'unused', identity: 'pools-transition-test' },
-      watchNamespace: ns.name,
-      gpuPools: { resyncMs: 300 },
-    });
-    done = manager.run(abort.signal);
+    manager = await startInProcessManager(kc, ns.name, 'pools-transition-test', { gpuPools: { resyncMs: 300 } });
+    engine = manager.engine;
   });
   afterAll(async () => {
-    abort.abort();
-    await done;
+    await manager?.stop();
     await cloud?.stop();
     if (kc) for (const p of [poolA, poolB, poolS, poolO]) await ignoreNotFound(() => makeClients(kc).custom.deleteClusterCustomObject({ ...GP, name: p }));
   });

@@ -11,11 +11,8 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LLMService } from '../../src/api/index.js';
-import { createLogger } from '../../src/controller/logger.js';
-import { Manager } from '../../src/controller/manager.js';
-import { createMetrics } from '../../src/controller/metrics.js';
-import { loadHighsEngine, solve } from '../../src/solver/index.js';
 import { applyCrdsFromDir } from '../support/crds.js';
+import { fixturePool, fixtureProfile, startInProcessManager, type InProcessManager } from '../support/in-process-manager.js';
 import { testEnv } from '../support/env.js';
 import { ignoreNotFound, loadKubeConfig, makeClients } from '../support/kube.js';
 import { uniqueName, useTestNamespace } from '../support/namespace.js';
@@ -35,27 +32,10 @@ describe.skipIf(env.profile !== 'full')('GPU pools: a pool whose pods stay unsch
   const [poolA, poolB] = ['pa', 'pb'].map(name) as [string, string];
   const nodes: NodeSpec[] = [0, 1].map((i) => ({ name: name(`avl-${i}`), product: `AVL-${sfx}`, gpus: 1 }));
   let kc: KubeConfig;
-  const abort = new AbortController();
-  let done: Promise<number> | undefined;
+  let manager: InProcessManager | undefined;
 
-  const pool = (n: string, gpuType: string, cost: string): Obj => ({
-    apiVersion: 'melange.dev/v1alpha1',
-    kind: 'GPUPool',
-    metadata: { name: n },
-    spec: {
-      gpuType,
-      costPerGPUHour: cost,
-      gpusPerNode: 1,
-      nodeSelector: { 'nvidia.com/gpu.product': `${gpuType}-${sfx}` },
-      tolerations: [{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }],
-    },
-  });
-  const profile = (n: string, gpuType: string, maxThroughput: number[][]): Obj => ({
-    apiVersion: 'melange.dev/v1alpha1',
-    kind: 'GPUProfile',
-    metadata: { name: n },
-    spec: { model: 'm', gpuType, slo: { tpotMillis: 100 }, buckets: BUCKETS, maxThroughput },
-  });
+  const pool = (n: string, gpuType: string, cost: string): Obj => fixturePool(n, gpuType, cost, sfx);
+  const profile = (n: string, gpuType: string, maxThroughput: number[][]): Obj => fixtureProfile(n, gpuType, BUCKETS, maxThroughput);
 
   beforeAll(async () => {
     kc = loadKubeConfig(env.kubeconfig);
@@ -65,20 +45,10 @@ describe.skipIf(env.profile !== 'full')('GPU pools: a pool whose pods stay unsch
     await applyCr(kc, pool(poolB, 'AVL', '3.00'));
     await applyCr(kc, profile(`prof-${poolA}`, 'UNS', [[2, 1]]), ns.name);
     await applyCr(kc, profile(`prof-${poolB}`, 'AVL', [[3, 4]]), ns.name);
-    const engine = await loadHighsEngine();
-    const manager = new Manager({
-      kc,
-      log: createLogger('silent'),
-      metrics: createMetrics(),
-      solve: async (input) => solve(input, engine),
-      leaderElection: { enabled: false, namespace: ns.name, name: 'unused', identity: 'pools-unschedulable-test' },
-      watchNamespace: ns.name,
-    });
-    done = manager.run(abort.signal);
+    manager = await startInProcessManager(kc, ns.name, 'pools-unschedulable-test');
   });
   afterAll(async () => {
-    abort.abort();
-    await done;
+    await manager?.stop();
     if (kc) {
       await deleteGpuNodes(kc, nodes);
       for (const p of [poolA, poolB]) await ignoreNotFound(() => makeClients(kc).custom.deleteClusterCustomObject({ ...GP, name: p }));
