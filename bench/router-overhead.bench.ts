@@ -19,8 +19,9 @@
 //
 // Method:
 //   1. Background load: BENCH_STREAMS (200) workers (in the background process) send streaming chat requests
-//      through the router one after the other (prompt U[100, 300] tokens, output U[32, 96] tokens, seeded), so 200 streams are open at every moment;
-//      at --speed 1 that is ~2-3k SSE chunks per second through the router. Warm-up BENCH_WARMUP_S (10) s.
+//      through the router one after the other (prompt U[100, 300] tokens, output U[32, 96] tokens, seeded), so
+//      200 streams are open at every moment; at --speed 1 that is ~2.4k SSE chunks per second through the
+//      router. Once all are open, BENCH_WARMUP_S (10) s of unmeasured probes warm both paths.
 //   2. Probes, during the background load, for BENCH_SECONDS (90) s: one small streaming chat request (20 prompt
 //      tokens, 8 output tokens) every BENCH_PROBE_INTERVAL_MS (10) ms, one at a time, alternately DIRECT to the
 //      probe emulator and ROUTED through the router to the same emulator, in the order D R R D D R R D … (ABBA:
@@ -34,8 +35,8 @@
 // Why probes and not the TTFT of the 200 streams themselves: an emulator with 100 streams per replica answers
 // each request after tens of ms that depend on how arrivals cluster around its engine steps (every newly
 // scheduled request adds 30 emulated ms to its step); comparing those TTFTs measured the emulator's queueing
-// reacting to the different arrival timing (≈ +190 ms at p50 in a first attempt, with the end of the streams
-// unchanged), not time spent in the router. The probes keep the router at 200 concurrent streams (the condition
+// reacting to the different arrival timing (≈ +190 ms at p50 in a first attempt, while the ends of the streams
+// moved by +33 ms), not time spent in the router. The probes keep the router at 200 concurrent streams (the condition
 // that matters for its event loop) while the request being timed meets an idle, fast emulator in both modes.
 //
 // PASS/FAIL: p99 added TTFT <= 2 ms (the point estimate; read it with the interval next to it). Exit status
@@ -329,7 +330,7 @@ async function main(): Promise<number> {
     log(`${add99 <= TARGET_P99_MS ? 'PASS' : 'FAIL'}  p99 added latency ${f2(add99)} ms <= ${TARGET_P99_MS} ms`);
     if (probeFailures.length > 0 || bgFailures.length > 0) {
       broken = true;
-      log(`ERROR: ${probeFailures.length} probe(s) and ${bgFailures.length} background stream(s) failed; first: ${[...probeFailures, ...bgFailures].slice(0, 3).join(' | ')}`);
+      log(`ERROR: ${probeFailures.length} probe(s) and ${bgFailed} background stream(s) failed; first: ${[...probeFailures, ...bgFailures].slice(0, 3).join(' | ')}`);
     }
   } catch (err) {
     broken = true;
