@@ -1,4 +1,4 @@
-import { Document, isScalar, isSeq, visit } from 'yaml';
+import { Document, isScalar, visit } from 'yaml';
 import { builtinCatalog } from './catalog.js';
 import { CRD_DEFINITIONS, buildCrd } from './crd.js';
 import { GROUP } from './meta.js';

@@ -19,6 +19,7 @@ import {
 } from '../controller/index.js';
 import { RouterDefaultsError, loadRouterDefaultsFile, resolveRouterDefaults, type RouterDefaults } from '../controller/router-defaults.js';
 import { ObservedWorkloadSource, SecretCredentials, WorkloadSources } from '../controller/workload.js';
+import { KeepAliveAgents, makePooledApiClient } from '../controller/pooled-client.js';
 import { SolverWorker } from '../solver/index.js';
 import { PrometheusWorkloadSource, SpecWorkloadSource } from '../workload/source.js';
 import { EXIT, UsageError, type Io } from './io.js';
@@ -156,11 +157,13 @@ export async function controllerCommand(argv: string[], io: Io, deps: Controller
   const metrics = createMetrics();
   const solver = new SolverWorker({ deadlineMs: solveDeadlineMs });
   const abort = new AbortController();
+  // Secret reads reuse one keep-alive connection like the Manager's clients (pooled-client.ts).
+  const secretAgents = new KeepAliveAgents();
   const prometheus = new PrometheusWorkloadSource({
     ...(prometheusUrl ? { defaultUrl: prometheusUrl } : {}),
     // spec.workload.prometheus.{bearerTokenSecretRef,caSecretRef}: one GET of the Secret in the service's namespace
     // (RBAC secrets: get, nothing else), used only if labelled melange.dev/prometheus-credentials: "true".
-    credentials: new SecretCredentials(kc.makeApiClient(CoreV1Api)).resolve,
+    credentials: new SecretCredentials(makePooledApiClient(kc, CoreV1Api, secretAgents)).resolve,
     signal: abort.signal,
   });
   const workload = new WorkloadSources({ Prometheus: new ObservedWorkloadSource(new SpecWorkloadSource(prometheus)) });
@@ -203,6 +206,7 @@ export async function controllerCommand(argv: string[], io: Io, deps: Controller
     code = await manager.run(abort.signal);
   } finally {
     await solver.close();
+    secretAgents.destroy();
     await Promise.all(endpoints.map((e) => e.close()));
     proc.off('SIGTERM', onSignal);
     proc.off('SIGINT', onSignal);

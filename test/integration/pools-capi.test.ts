@@ -16,13 +16,10 @@ import { applyCr, conditionOf, deploymentsOf, waitForService } from '../support/
 import { tinyService } from '../support/operator-objects.js';
 import { startOperator, stopOperators, type OperatorProcess } from '../support/operator-process.js';
 import { repoPath } from '../support/paths.js';
-import { CLOUD_GPUS_ANNOTATION, CLOUD_PRODUCT_ANNOTATION, runPoolController, startTestCloud, type PoolControllerRun, type TestCloud } from '../support/pools-cloud.js';
+import { CAPI, KARP, GP, CLOUD_GPUS_ANNOTATION, CLOUD_PRODUCT_ANNOTATION, runPoolController, startTestCloud, type PoolControllerRun, type TestCloud } from '../support/pools-cloud.js';
 import { waitFor } from '../support/wait.js';
 
 const env = testEnv();
-const CAPI = { group: 'cluster.x-k8s.io', version: 'v1beta1', plural: 'machinedeployments' };
-const KARP = { group: 'karpenter.sh', version: 'v1', plural: 'nodepools' };
-const GP = { group: 'melange.dev', version: 'v1alpha1', plural: 'gpupools' };
 type Obj = Record<string, any>;
 
 describe.skipIf(env.profile !== 'full')('GPU pools: ClusterAPI MachineDeployment → kwok nodes → pods', () => {

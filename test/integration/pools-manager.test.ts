@@ -14,12 +14,10 @@ import { uniqueName, useTestNamespace } from '../support/namespace.js';
 import { applyCr, waitForService } from '../support/operator-fixtures.js';
 import { tinyService } from '../support/operator-objects.js';
 import { repoPath } from '../support/paths.js';
-import { CLOUD_GPUS_ANNOTATION, CLOUD_PRODUCT_ANNOTATION, startTestCloud, type TestCloud } from '../support/pools-cloud.js';
+import { CAPI, GP, CLOUD_GPUS_ANNOTATION, CLOUD_PRODUCT_ANNOTATION, startTestCloud, type TestCloud } from '../support/pools-cloud.js';
 import { waitFor } from '../support/wait.js';
 
 const env = testEnv();
-const CAPI = { group: 'cluster.x-k8s.io', version: 'v1beta1', plural: 'machinedeployments' };
-const GP = { group: 'melange.dev', version: 'v1alpha1', plural: 'gpupools' };
 type Obj = Record<string, any>;
 
 describe.skipIf(env.profile !== 'full')('GPU pools: the Manager runs the GPUPool reconciler when enabled', () => {

@@ -7,6 +7,7 @@
 import { join } from 'node:path';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CAPI, KARP, GP } from '../support/pools-cloud.js';
 import { parseGPUPool, type GPUPool } from '../../src/api/index.js';
 import { GPUPoolController, kubeGPUPoolClient } from '../../src/controller/gpupool-controller.js';
 import { createLogger } from '../../src/controller/logger.js';
@@ -22,9 +23,6 @@ import { pkiPaths, signClientCert, writeKubeconfig } from '../support/pki.js';
 import { delay } from '../support/wait.js';
 
 const env = testEnv();
-const CAPI = { group: 'cluster.x-k8s.io', version: 'v1beta1', plural: 'machinedeployments' };
-const KARP = { group: 'karpenter.sh', version: 'v1', plural: 'nodepools' };
-const GP = { group: 'melange.dev', version: 'v1alpha1', plural: 'gpupools' };
 type Obj = Record<string, any>;
 
 describe('GPU pools: GPUPOOL_CLUSTER_RULES are sufficient and each verb is needed', () => {

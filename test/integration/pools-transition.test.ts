@@ -25,12 +25,10 @@ import { ignoreNotFound, loadKubeConfig, makeClients, mergePatch } from '../supp
 import { uniqueName, useTestNamespace } from '../support/namespace.js';
 import { applyCr, conditionOf, deploymentsOf, getService, patchServiceSpec, waitForService } from '../support/operator-fixtures.js';
 import { repoPath } from '../support/paths.js';
-import { CLOUD_GPUS_ANNOTATION, CLOUD_PRODUCT_ANNOTATION, startTestCloud, type TestCloud } from '../support/pools-cloud.js';
+import { CAPI, GP, CLOUD_GPUS_ANNOTATION, CLOUD_PRODUCT_ANNOTATION, startTestCloud, type TestCloud } from '../support/pools-cloud.js';
 import { delay, waitFor } from '../support/wait.js';
 
 const env = testEnv();
-const CAPI = { group: 'cluster.x-k8s.io', version: 'v1beta1', plural: 'machinedeployments' };
-const GP = { group: 'melange.dev', version: 'v1alpha1', plural: 'gpupools' };
 const BUCKETS = { inputEdges: [1000], outputEdges: [100, 500] };
 type Obj = Record<string, any>;
 

@@ -10,6 +10,7 @@
  */
 import type { KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GP } from '../support/pools-cloud.js';
 import type { LLMService } from '../../src/api/index.js';
 import { applyCrdsFromDir } from '../support/crds.js';
 import { fixturePool, fixtureProfile, startInProcessManager, type InProcessManager } from '../support/in-process-manager.js';
@@ -21,7 +22,6 @@ import { repoPath } from '../support/paths.js';
 import { waitFor } from '../support/wait.js';
 
 const env = testEnv();
-const GP = { group: 'melange.dev', version: 'v1alpha1', plural: 'gpupools' };
 const BUCKETS = { inputEdges: [1000], outputEdges: [100, 500] };
 type Obj = Record<string, any>;
 

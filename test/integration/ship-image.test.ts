@@ -22,7 +22,7 @@ import { loadKubeConfig, makeClients } from '../support/kube.js';
 import { uniqueName, useTestNamespace } from '../support/namespace.js';
 import { applyCr, getService } from '../support/operator-fixtures.js';
 import { tinyReplicas, tinyService } from '../support/operator-objects.js';
-import { REPO_ROOT, repoPath } from '../support/paths.js';
+import { repoPath } from '../support/paths.js';
 import { freePort } from '../support/ports.js';
 import { startProcess, stopProcess, type ManagedProcess } from '../support/processes.js';
 import { waitFor } from '../support/wait.js';

@@ -42,6 +42,8 @@ export interface ControlPlaneOptions {
    * because at 20 QPS KCM needs minutes to create thousands of ReplicaSets and Pods.
    */
   componentQps?: number;
+  /** Extra kube-apiserver flags, e.g. an admission plugin a test needs (appended last, so they win). */
+  extraApiserverArgs?: string[];
 }
 
 export interface ControlPlane {
@@ -142,6 +144,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       '--allow-privileged=true',
       `--disable-admission-plugins=${disabledAdmission}`,
       '--endpoint-reconciler-type=none',
+      ...(opts.extraApiserverArgs ?? []),
     ]);
     log(`kube-apiserver pid ${apiserver.record.pid} on ${apiUrl}`);
     await ready(apiserver, 'kube-apiserver /readyz', timeoutMs, async () => {

@@ -17,7 +17,10 @@ export const MD_LABEL = 'melange-test/machinedeployment';
 /** Annotations of a MachineDeployment the cloud reads: the GPU product label value and GPUs per node. */
 export const CLOUD_PRODUCT_ANNOTATION = 'melange-test/gpu-product';
 export const CLOUD_GPUS_ANNOTATION = 'melange-test/gpus-per-node';
-const CAPI = { group: 'cluster.x-k8s.io', version: 'v1beta1', plural: 'machinedeployments' };
+/** Custom-object coordinates the pool tests use: Cluster API MachineDeployments, Karpenter NodePools, GPUPools. */
+export const CAPI = { group: 'cluster.x-k8s.io', version: 'v1beta1', plural: 'machinedeployments' };
+export const KARP = { group: 'karpenter.sh', version: 'v1', plural: 'nodepools' };
+export const GP = { group: 'melange.dev', version: 'v1alpha1', plural: 'gpupools' };
 
 type Obj = Record<string, any>;
 

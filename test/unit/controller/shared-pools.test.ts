@@ -4,7 +4,7 @@
 // carry everyone (CapacityExhausted with the numbers, a Warning event, the last allocation kept).
 import { describe, expect, it } from 'vitest';
 import { bruteForceJointCost } from '../../support/brute-force-joint.js';
-import { findCondition, parseLLMService, type GPUPool, type GPUProfile, type LLMService } from '../../../src/api/index.js';
+import { findCondition, parseLLMService, type GPUPool, type GPUProfile } from '../../../src/api/index.js';
 import type { DeploymentManifest } from '../../../src/controller/desired.js';
 import { createLogger } from '../../../src/controller/logger.js';
 import { Reconciler } from '../../../src/controller/reconciler.js';

@@ -1,4 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
+import { mulberry32 } from '../../../src/router/rng.js';
 import { sharePool, solveJoint, type JointService } from '../../../src/pools/joint.js';
 import { isSuccess, loadHighsEngine, solve, type MilpEngine, type SolveInput } from '../../../src/solver/index.js';
 
@@ -8,17 +9,8 @@ beforeAll(async () => {
 });
 const run = (i: SolveInput) => solve(i, engine);
 
-// Small seeded PRNG (mulberry32): the cases are reproducible.
-function rng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// Seeded: the cases are reproducible.
+const rng = mulberry32;
 const round2 = (x: number) => Math.round(x * 100) / 100;
 
 /** Two GPU types: `shared` (cheap, capped pool) and `other`; one input range, two output ranges. */

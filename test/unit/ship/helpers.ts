@@ -6,17 +6,13 @@
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { KUBE_VERSION } from '../../support/control-plane.js';
-import { httpGet } from '../../support/http.js';
-import { createPki, writeKubeconfig, type Pki } from '../../support/pki.js';
-import { freePort } from '../../support/ports.js';
-import { startProcess, stopProcesses, type ManagedProcess, type ProcessRecord } from '../../support/processes.js';
+import { KUBE_VERSION, startControlPlane } from '../../support/control-plane.js';
+import type { Pki } from '../../support/pki.js';
+import { stopProcesses, type ProcessRecord } from '../../support/processes.js';
 import { repoPath } from '../../support/paths.js';
-import { waitFor } from '../../support/wait.js';
 
 export type Obj = Record<string, any>;
 export interface Rule {
@@ -140,76 +136,15 @@ export interface PrivateCluster {
  * resource of the shared cluster. `stop()` stops exactly these two process groups.
  */
 export async function startPrivateCluster(binDir: string, dir: string, extraApiserverArgs: string[] = []): Promise<PrivateCluster> {
-  const logs = join(dir, 'logs');
-  await mkdir(logs, { recursive: true });
-  const env = { ...process.env, NO_PROXY: '127.0.0.1,localhost,::1', no_proxy: '127.0.0.1,localhost,::1' };
-  const started: ManagedProcess[] = [];
-  const start = (name: string, args: string[]) => {
-    // The record's name is the binary's: stopProcesses stops kube-apiserver before etcd by these exact names.
-    const p = startProcess({ name, command: join(binDir, name), args, logFile: join(logs, `${name}.log`), env, cwd: dir });
-    started.push(p);
-    return p;
+  const cp = await startControlPlane({ binDir, profile: 'api', runDir: dir, extraApiserverArgs });
+  return {
+    kubeconfig: cp.kubeconfig,
+    apiUrl: cp.apiUrl,
+    pki: cp.pki,
+    dir,
+    processes: cp.processes,
+    stop: async () => {
+      await stopProcesses(cp.processes, 5_000);
+    },
   };
-  try {
-    const pki = await createPki(join(dir, 'pki'));
-    const tls = { ca: pki.caCrt, cert: pki.adminCrt, key: pki.adminKey };
-    const [etcdPort, peerPort, apiPort] = [await freePort(), await freePort(), await freePort()];
-    const etcdUrl = `http://127.0.0.1:${etcdPort}`;
-    const peerUrl = `http://127.0.0.1:${peerPort}`;
-    const etcd = start('etcd', [
-      '--name=private',
-      `--data-dir=${join(dir, 'etcd')}`,
-      `--listen-client-urls=${etcdUrl}`,
-      `--advertise-client-urls=${etcdUrl}`,
-      `--listen-peer-urls=${peerUrl}`,
-      `--initial-advertise-peer-urls=${peerUrl}`,
-      `--initial-cluster=private=${peerUrl}`,
-      '--initial-cluster-state=new',
-      '--unsafe-no-fsync=true',
-      '--log-level=warn',
-    ]);
-    await waitFor(async () => (await httpGet(`${etcdUrl}/health`)).status === 200, { what: 'private etcd', timeoutMs: 60_000, intervalMs: 200, abortIf: () => etcd.assertRunning() });
-    const apiUrl = `https://127.0.0.1:${apiPort}`;
-    const apiserver = start('kube-apiserver', [
-      `--etcd-servers=${etcdUrl}`,
-      '--bind-address=127.0.0.1',
-      '--advertise-address=127.0.0.1',
-      `--secure-port=${apiPort}`,
-      `--cert-dir=${pki.dir}`,
-      `--tls-cert-file=${pki.apiserverCrt}`,
-      `--tls-private-key-file=${pki.apiserverKey}`,
-      `--client-ca-file=${pki.caCrt}`,
-      `--service-account-issuer=${apiUrl}`,
-      `--service-account-key-file=${pki.saPub}`,
-      `--service-account-signing-key-file=${pki.saKey}`,
-      '--authorization-mode=RBAC',
-      '--service-cluster-ip-range=10.0.0.0/24',
-      '--disable-admission-plugins=ServiceAccount',
-      '--endpoint-reconciler-type=none',
-      ...extraApiserverArgs,
-    ]);
-    await waitFor(async () => (await httpGet(`${apiUrl}/readyz`, tls)).body.trim() === 'ok', {
-      what: 'private kube-apiserver /readyz',
-      timeoutMs: 120_000,
-      intervalMs: 250,
-      abortIf: () => apiserver.assertRunning(),
-    });
-    await waitFor(async () => (await httpGet(`${apiUrl}/api/v1/namespaces/default`, tls)).status === 200, { what: 'namespace default', timeoutMs: 60_000 });
-    const kubeconfig = join(dir, 'kubeconfig');
-    await writeKubeconfig(kubeconfig, apiUrl, pki.caCrt, pki.adminCrt, pki.adminKey);
-    const processes = started.map((p) => p.record);
-    return {
-      kubeconfig,
-      apiUrl,
-      pki,
-      dir,
-      processes,
-      stop: async () => {
-        await stopProcesses(processes, 5_000);
-      },
-    };
-  } catch (err) {
-    await stopProcesses(started.map((p) => p.record), 2_000).catch(() => {});
-    throw err;
-  }
 }
