@@ -18,6 +18,7 @@ import { tinyReplicas, tinyService } from '../support/operator-objects.js';
 import { startOperator, stopOperators, type OperatorProcess } from '../support/operator-process.js';
 import { repoPath } from '../support/paths.js';
 import { pkiPaths, writeKubeconfig } from '../support/pki.js';
+import { waitFor } from '../support/wait.js';
 
 const env = testEnv();
 
@@ -75,7 +76,10 @@ describe('operator: a 409 on the status write is retried', () => {
       60_000,
     );
     expect(interfered).toBe(true);
-    const writes = proxy!.log.filter((r) => r.method === 'PATCH' && r.path.split('?')[0] === statusPath);
+    // The API server commits the retried write (what waitForService saw) a moment before the proxy logs its answer.
+    const statusWrites = () => proxy!.log.filter((r) => r.method === 'PATCH' && r.path.split('?')[0] === statusPath);
+    await waitFor(() => statusWrites().some((w, i) => i > 0 && w.status === 200), { what: 'the retried status write answered', timeoutMs: 10_000, intervalMs: 50 });
+    const writes = statusWrites();
     expect(writes[0]?.status).toBe(409); // a genuine Conflict from the API server
     expect(writes.some((w, i) => i > 0 && w.status === 200)).toBe(true); // then a successful retry
     expect(svc.status?.allocation?.map((a) => [a.pool, a.replicas])).toEqual([[tiny.poolName, tinyReplicas(2)]]);
