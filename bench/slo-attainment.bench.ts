@@ -13,7 +13,10 @@
 //      requests are still sent and count as misses unless they happen to make it.
 //   3. Serve: one real `melangectl emulate` process per solved replica, on 127.0.0.1 (free ports).
 //   4. Ours: a real `melangectl router` process with the solved split (one pool per GPU type, smooth weighted
-//      round-robin per bucket, then the least-loaded replica of the pool).
+//      round-robin per bucket, then the least-loaded replica of the pool) and the SLO guard (docs/router.md):
+//      routing.sloGuard at the SLO, each pool carrying its GPU type's latency model fitted, as `melangectl profile`
+//      does, to one request alone on the emulator at each bucket's upper edges. BENCH_GUARD=0 turns the guard off;
+//      the twin without it is printed either way.
 //   5. Baseline, the paper's load balancer, on the SAME replicas and the SAME requests: the same router binary
 //      configured as the paper's balancer (no code of its own): one pool per replica, and for every bucket the
 //      weights = that replica's GPU type's max throughput for the bucket (the profile above), picked at random
@@ -45,7 +48,7 @@
 // missed targets print FAIL.
 //
 // Knobs (environment): BENCH_SPEED (1), BENCH_REQUESTS (2000), BENCH_RATE (4), BENCH_SEED (1),
-// BENCH_HEADROOM (10), BENCH_SLOS ("120,40"), BENCH_DISTRIBUTION (examples/workloads/mixed-80-20.yaml),
+// BENCH_HEADROOM (10), BENCH_SLOS ("120,40"), BENCH_DISTRIBUTION (examples/workloads/mixed-80-20.yaml), BENCH_GUARD (1),
 // BENCH_KEEP=1 (keep the logs and configs in the printed directory).
 
 import { writeFileSync } from 'node:fs';
@@ -61,8 +64,10 @@ import { loadHighsEngine } from '../src/solver/highs-engine.js';
 import { solve } from '../src/solver/solve.js';
 import { isSuccess, type SolveSuccess } from '../src/solver/types.js';
 import { repoPath } from '../test/support/paths.js';
+import type { LatencyModel } from '../src/api/latency.js';
+import { fitLatencyModel, formatLatencyFit, roundLatencyModel } from '../src/profiler/latency-fit.js';
 import { cachedEmulatedProfile } from './support/emulated-profiles.js';
-import { simulateRun, type TwinRequest } from './support/twin.js';
+import { simulateRun, type TwinRequest, type TwinResult } from './support/twin.js';
 import { benchDir, cleanup, cpuSeconds, startEmulatorProcess, startRouterProcess, stopAllOnSignal, stopBenchProcess, type BenchProcess } from './support/processes.js';
 
 const envNum = (name: string, dflt: number): number => {
@@ -78,6 +83,7 @@ const HEADROOM = envNum('BENCH_HEADROOM', 10);
 const SLOS = (process.env['BENCH_SLOS'] ?? '120,40').split(',').map(Number).filter((x) => x > 0);
 const DISTRIBUTION = process.env['BENCH_DISTRIBUTION'] ?? repoPath('examples', 'workloads', 'mixed-80-20.yaml');
 const TARGET: Record<number, number> = { 120: 99.95, 40: 99.5 };
+const GUARD = process.env['BENCH_GUARD'] !== '0';
 
 const POOL: Record<GpuType, string> = { L4: 'l4', A10G: 'a10g', 'A100-80GB': 'a100', 'H100-80GB': 'h100' };
 const TYPE_OF_POOL = Object.fromEntries(Object.entries(POOL).map(([t, p]) => [p, t as GpuType])) as Record<string, GpuType>;
@@ -143,6 +149,8 @@ interface Plan {
   /** Buckets with traffic that no GPU type can serve under the SLO, and their share of requests. */
   unservable: { input: number; output: number; share: number }[];
   replicas: { gpu: GpuType; count: number }[];
+  /** Each GPU type's latency model, fitted to its alone probes as `melangectl profile` writes it into spec.latency. */
+  latency: Record<GpuType, LatencyModel>;
 }
 
 function planFor(sloMs: number, fractions: number[][], engine: Awaited<ReturnType<typeof loadHighsEngine>>): Plan {
@@ -169,16 +177,38 @@ function planFor(sloMs: number, fractions: number[][], engine: Awaited<ReturnTyp
   }, engine);
   if (!isSuccess(result)) throw new Error(`solve at ${sloMs} ms failed: ${result.status} ${result.reason}: ${result.message}`);
   const replicas = result.allocation.filter((a) => a.replicas > 0).map((a) => ({ gpu: TYPE_OF_POOL[a.id]!, count: a.replicas }));
-  return { sloMs, result, profiles, unservable, replicas };
+  return { sloMs, result, profiles, unservable, replicas, latency: fittedLatency() };
 }
 
+/**
+ * What the profiler's alone probes measure (one request on an idle emulator at each bucket's upper edges) and the
+ * model it fits to them (spec.latency), per GPU type; the fit's error is printed.
+ */
+let latencyModels: Record<GpuType, LatencyModel> | undefined;
+function fittedLatency(): Record<GpuType, LatencyModel> {
+  if (latencyModels) return latencyModels;
+  const out = {} as Record<GpuType, LatencyModel>;
+  for (const g of GPU_TYPES) {
+    const points = inputEdges.flatMap((i) => outputEdges.flatMap((o) => {
+      const tpot = aloneTpotMs(g, i, o);
+      return Number.isFinite(tpot) ? [{ input: i, output: o, latencyMillis: tpot * o }] : [];
+    }));
+    const m = fitLatencyModel(points);
+    if (!m) throw new Error(`${g}: no latency model could be fitted to ${points.length} alone points`);
+    out[g] = roundLatencyModel(m);
+    log(`  latency model of ${g}: ${formatLatencyFit(out[g], points)}`);
+  }
+  return (latencyModels = out);
+}
+
+/** Our router: the solved split, a pool per GPU type with its latency model, and the SLO guard (BENCH_GUARD=0: off). */
 function oursConfig(plan: Plan, backends: Record<string, string[]>): RouterConfigInput {
   return {
     service: { namespace: 'bench', name: `slo-${plan.sloMs}ms` },
     buckets: { inputEdges: [...inputEdges], outputEdges: [...outputEdges] },
     split: plan.result.split.map((s) => ({ input: s.input, output: s.output, weights: s.weights })),
-    pools: plan.replicas.map((r) => ({ name: POOL[r.gpu], gpuType: r.gpu, backends: backends[POOL[r.gpu]] ?? [] })),
-    routing: { strategy: 'smooth' },
+    pools: plan.replicas.map((r) => ({ name: POOL[r.gpu], gpuType: r.gpu, backends: backends[POOL[r.gpu]] ?? [], latency: plan.latency[r.gpu] })),
+    routing: { strategy: 'smooth', ...(GUARD ? { sloGuard: { tpotMillis: plan.sloMs } } : {}) },
   };
 }
 
@@ -228,6 +258,11 @@ interface Run {
   balancer: 'ours' | 'paper';
   /** Attainment of the simulated twin (exact engine model, no host), % of sent requests. */
   twin: number;
+  /** Requests the SLO guard moved to another pool: in the twin, and as the router counted them. */
+  twinRedirects: number;
+  redirects: number | undefined;
+  /** The twin's attainment with the same config minus the SLO guard (ours only): what the guard adds. */
+  twinNoGuard: number | undefined;
   report: LoadReport;
   perType: Record<string, TypeStat>;
   attainment: number;
@@ -240,8 +275,13 @@ interface Run {
 }
 
 async function runOnce(balancer: Run['balancer'], plan: Plan, config: RouterConfigInput, dir: string, emulators: BenchProcess[], requests: readonly TwinRequest[]): Promise<Run> {
-  const twinResults = simulateRun(config, (pool) => TYPE_OF_POOL[pool.replace(/-\d+$/, '')]!, requests, SEED);
-  const twin = (100 * twinResults.filter((r) => r.tpotMs !== undefined && r.tpotMs <= plan.sloMs).length) / requests.length;
+  const gpuOf = (pool: string) => TYPE_OF_POOL[pool.replace(/-\d+$/, '')]!;
+  const attained = (rs: readonly TwinResult[]) => (100 * rs.filter((r) => r.tpotMs !== undefined && r.tpotMs <= plan.sloMs).length) / requests.length;
+  const twinResults = simulateRun(config, gpuOf, requests, SEED);
+  const twin = attained(twinResults);
+  const twinRedirects = twinResults.filter((r) => r.redirectedFrom !== undefined).length;
+  const { sloGuard, ...unguarded } = config.routing ?? {};
+  const twinNoGuard = sloGuard ? attained(simulateRun({ ...config, routing: unguarded }, gpuOf, requests, SEED)) : undefined;
   const file = join(dir, `router-${plan.sloMs}ms-${balancer}.yaml`);
   writeFileSync(file, stringify(config));
   const router = await startRouterProcess({ name: `router-${plan.sloMs}ms-${balancer}`, configFile: file, logDir: dir, seed: SEED });
@@ -282,6 +322,7 @@ async function runOnce(balancer: Run['balancer'], plan: Plan, config: RouterConf
         }
       },
     }, { fetch: capture });
+    const redirects = await guardRedirects(router.url);
     const routerCpuS = (cpuSeconds(router.pid) ?? r0) - r0;
     const emulatorCpuS = emulators.reduce((s, e) => s + (cpuSeconds(e.pid) ?? 0), 0) - e0;
     const types = plan.replicas.map((r) => r.gpu);
@@ -301,6 +342,9 @@ async function runOnce(balancer: Run['balancer'], plan: Plan, config: RouterConf
     return {
       balancer,
       twin,
+      twinRedirects,
+      redirects,
+      twinNoGuard,
       report,
       perType,
       attainment: report.slo?.attainmentPercent ?? 0,
@@ -313,6 +357,21 @@ async function runOnce(balancer: Run['balancer'], plan: Plan, config: RouterConf
     };
   } finally {
     await stopBenchProcess(router);
+  }
+}
+
+/** The router's melange_router_slo_guard_redirects_total, summed; undefined if /metrics could not be read. */
+async function guardRedirects(url: string): Promise<number | undefined> {
+  try {
+    const res = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(10_000) });
+    if (!res.ok) return undefined;
+    let sum = 0;
+    for (const line of (await res.text()).split('\n')) {
+      if (line.startsWith('melange_router_slo_guard_redirects_total{')) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+    }
+    return sum;
+  } catch {
+    return undefined;
   }
 }
 
@@ -418,6 +477,9 @@ async function main(): Promise<number> {
       const parts = Object.entries(r.perType).sort(([a], [b]) => a.localeCompare(b)).map(([t, st]) =>
         `${t} ${st.requests} (${((100 * st.meeting) / st.requests).toFixed(1)}% met, ${st.hopeless} could not even alone there)`);
       log(`   ${r.balancer.padEnd(6)} served by: ${parts.join('; ')}`);
+      if (r.twinNoGuard !== undefined) {
+        log(`   ${r.balancer.padEnd(6)} SLO guard: moved ${r.redirects ?? '?'} requests (twin: ${r.twinRedirects}); the twin without the guard: ${pct(r.twinNoGuard)}`);
+      }
     }
   }
   log('');

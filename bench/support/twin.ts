@@ -2,14 +2,15 @@
  * A "simulated twin" of one SLO-attainment run: the same requests, the same router configuration and the same
  * replicas, with every replica's engine (src/emulator/engine.ts, the emulator's own state machine) advanced in
  * exact simulated time — no HTTP, no timers, no host. It uses the router's own pure decision code
- * (resolveSplitTable, SmoothPicker / RandomPicker with the same seed, least in-flight with a rotating tie-break),
- * so it predicts what the plan and the balancing policy alone produce; the gap to the measured run is what the
+ * (resolveSplitTable, SmoothPicker / RandomPicker with the same seed, the SLO guard of slo-guard.ts, least in-flight
+ * with a rotating tie-break), so it predicts what the plan and the balancing policy alone produce; the gap to the measured run is what the
  * real processes and the shared machine add. (In the real run a backend's in-flight count drops when its
  * response has been relayed; here when the engine finishes the request — the same instant up to the network.)
  */
 import { bucketIndex } from '../../src/router/buckets.js';
 import { validateConfig, type RouterConfigInput } from '../../src/router/config.js';
 import { mulberry32 } from '../../src/router/rng.js';
+import { guardPool, poolLatencyModels } from '../../src/router/slo-guard.js';
 import { capacityWeights, RandomPicker, resolveSplitTable, SmoothPicker, bucketKey, type PoolPicker } from '../../src/router/weights.js';
 import { Engine, contextError, enginePerf, paperTpot, type FinishedRequest, type GpuType, type Step } from '../../src/emulator/index.js';
 
@@ -25,6 +26,8 @@ export interface TwinRequest {
 export interface TwinResult {
   index: number;
   pool: string | undefined;
+  /** Set when the SLO guard moved the request off the pool the split picked (that pool). */
+  redirectedFrom?: string;
   /** The paper's TPOT (ms), undefined when the request was refused (context too long) or had no backend. */
   tpotMs: number | undefined;
 }
@@ -81,6 +84,7 @@ export function simulateRun(
     byPool.set(p.name, reps);
     all.push(...reps);
   }
+  const models = poolLatencyModels(config.pools);
   const ties = new Map<string, number>();
   const results = new Map<number, TwinResult>();
   const onFinished = (f: FinishedRequest) => {
@@ -93,8 +97,13 @@ export function simulateRun(
     const bo = bucketIndex(outputEdges, req.outputTokens);
     const ready = new Map([...byPool].map(([p, reps]) => [p, reps.length]));
     const weights = (table[bi]?.[bo] ?? capacityWeights(ready)).weights;
-    const pool = picker.pick(bucketKey(bi, bo), weights, (p) => (byPool.get(p)?.length ?? 0) > 0);
-    const result: TwinResult = { index: req.index, pool, tpotMs: undefined };
+    const eligible = (p: string) => (byPool.get(p)?.length ?? 0) > 0;
+    const picked = picker.pick(bucketKey(bi, bo), weights, eligible);
+    // The router's own guard on the same estimate it would use (the request's max_tokens = its output).
+    const guard = config.routing.sloGuard;
+    const decision = picked !== undefined && guard ? guardPool({ picked, input: req.promptTokens, output: req.outputTokens, models, eligible, guard }) : undefined;
+    const pool = decision?.pool ?? picked;
+    const result: TwinResult = { index: req.index, pool, tpotMs: undefined, ...(decision?.redirectedFrom !== undefined ? { redirectedFrom: decision.redirectedFrom } : {}) };
     results.set(req.index, result);
     if (pool === undefined) continue;
     const reps = byPool.get(pool)!;

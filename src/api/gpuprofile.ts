@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { BucketsSchema, bucketMatrix, matrixShapeRules } from './buckets.js';
+import { LatencyModelSchema } from './latency.js';
 import { API_VERSION, ConditionListSchema, ObjectMetaSchema, ObservedGenerationSchema } from './meta.js';
 import { withRules } from './rules.js';
 
@@ -36,6 +37,10 @@ export const GPUProfileSpecSchema = withRules(
       .max(MAX_MEASUREMENTS)
       .optional()
       .describe('Raw measurements, so maxThroughput can be re-derived for another SLO.'),
+    latency: LatencyModelSchema.optional().describe(
+      "A request's latency on an idle replica by its size, fitted to the profiler's alone probes; the router's SLO guard " +
+        'keeps requests off this GPU type when even an idle replica would miss the SLO for them.',
+    ),
   }),
   matrixShapeRules<{ maxThroughput?: unknown; buckets?: unknown }>('.maxThroughput', (s) => s.maxThroughput, (s) => s.buckets),
 );

@@ -4,6 +4,7 @@ export * from './meta.js';
 export * from './rules.js';
 export * from './buckets.js';
 export * from './llmservice.js';
+export * from './latency.js';
 export * from './gpuprofile.js';
 export * from './gpupool.js';
 export * from './conditions.js';

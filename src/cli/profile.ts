@@ -22,6 +22,8 @@ import {
   type ProfileOptions,
   type ProgressStream,
 } from '../profiler/index.js';
+import { formatLatencyFit } from '../profiler/latency-fit.js';
+import { alonePoints } from '../profiler/output.js';
 import { EXIT, processIo, UsageError, type Io } from './io.js';
 
 export const PROFILE_USAGE = `Usage: melangectl profile --url http://127.0.0.1:PORT --gpu-type TYPE --buckets SPEC --slo-tpot-ms MS
@@ -258,6 +260,8 @@ export async function profileCommand(argv: string[], io: Io, deps: ProfileDepsCl
   } else {
     io.out(yaml.trimEnd());
   }
+  const latency = result.profile.spec.latency;
+  if (latency) io.err(`melangectl profile: ${formatLatencyFit(latency, alonePoints(result.state))}`);
   return EXIT.ok;
 }
 

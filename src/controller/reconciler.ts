@@ -17,7 +17,7 @@ import type { ClusterView, ObservedDeployment } from './view.js';
 import type { ReconcileResult } from './workqueue.js';
 import type { ClusterWriter } from './writer.js';
 import type { WorkloadSource } from './workload.js';
-import { buildPoolService, buildRouterConfigMap, buildRouterDeployment, buildRouterService, routedSplit, routerConfig, type CoreManifest } from './router.js';
+import { buildPoolService, buildRouterConfigMap, buildRouterDeployment, buildRouterService, routedSplit, routerConfig, type CoreManifest, type RouterPool } from './router.js';
 import type { RouterDefaults } from './router-defaults.js';
 
 // One level-triggered pass over one LLMService: read the snapshot, plan (planner.ts: workload, instance,
@@ -235,9 +235,15 @@ export class Reconciler {
     const image = svc.spec.router.image ?? this.deps.router?.image;
     if (!apply || !svc.spec.router.enabled || !image || !status.split) return undefined;
     const poolsById = new Map(this.deps.view.pools().map((p) => [p.metadata.name, p]));
-    const pools = svc.spec.gpus.flatMap((g) => {
+    const profilesByName = new Map(this.deps.view.profiles(svc.metadata.namespace ?? 'default').map((p) => [p.metadata.name, p]));
+    const pools: RouterPool[] = svc.spec.gpus.flatMap((g) => {
       const p = poolsById.get(g.pool);
-      return p ? [{ name: g.pool, gpuType: p.spec.gpuType }] : [];
+      if (!p) return [];
+      // The GPU type's latency model for the router's SLO guard. No profile, no model in it, or a profile of
+      // another GPU type (the planner reports that one): the pool has no model, which the guard just skips.
+      const prof = profilesByName.get(g.profile)?.spec;
+      const model = prof?.gpuType === p.spec.gpuType ? prof.latency : undefined;
+      return [{ name: g.pool, gpuType: p.spec.gpuType, ...(model ? { latency: model } : {}) }];
     });
     if (pools.length === 0) return undefined;
     const ready = Object.fromEntries(after.filter((o) => o.exists !== false).map((o) => [o.pool, o.readyReplicas]));

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { stringify } from 'yaml';
-import { API_VERSION, LLMSERVICE_KIND, type LLMService } from '../api/index.js';
+import { API_VERSION, LLMSERVICE_KIND, type LatencyModel, type LLMService } from '../api/index.js';
 import type { RouterConfigInput } from '../router/config.js';
 import { APPLIED_HASH_ANNOTATION, LABELS, OPERATOR_NAME } from './constants.js';
 import { canonicalJson, labelValue, selectorLabels, type DeploymentManifest } from './desired.js';
@@ -47,6 +47,8 @@ export interface SplitEntry {
 export interface RouterPool {
   name: string;
   gpuType: string;
+  /** The GPU type's latency model (its GPUProfile's spec.latency), for the router's SLO guard; absent = none. */
+  latency?: LatencyModel | undefined;
 }
 
 const ownerRef = (s: LLMService): Obj => ({
@@ -107,13 +109,25 @@ const round4 = (x: number) => Math.round(x * 1e4) / 1e4;
  */
 export const poolDnsName = (service: string, namespace: string, pool: string) => `${poolServiceName(service, pool)}.${namespace}.svc`;
 
+/** A latency model with its keys in one fixed order (the ConfigMap's text, and so its hash, must not depend on the source's). */
+const latencyOf = (m: LatencyModel): LatencyModel => ({
+  overheadMillis: m.overheadMillis,
+  prefillMillisPerToken: m.prefillMillisPerToken,
+  decodeStepMillis: m.decodeStepMillis,
+  decodeMillisPerContextToken: m.decodeMillisPerContextToken ?? 0,
+});
+
 /**
  * The router config for a service: each pool's backends by DNS discovery of its headless Service
  * `<svc>-<pool>` (the ready endpoints, needs no API access), on the model-server port that Service publishes.
+ * A pool with a latency model carries it; with models on at least two pools the router's SLO guard is on
+ * (routing.sloGuard, at the service's TPOT SLO and the router's default threshold). Otherwise no `routing`
+ * key at all, so the file of a service without models is what it was before models existed.
  */
 export function routerConfig(service: LLMService, pools: readonly RouterPool[], split: readonly SplitEntry[]): RouterConfigInput {
   const namespace = service.metadata.namespace ?? 'default';
   const names = new Set(pools.map((p) => p.name));
+  const withModel = pools.filter((p) => p.latency !== undefined).length;
   return {
     service: { namespace, name: service.metadata.name },
     buckets: { inputEdges: [...service.spec.buckets.inputEdges], outputEdges: [...service.spec.buckets.outputEdges] },
@@ -121,7 +135,14 @@ export function routerConfig(service: LLMService, pools: readonly RouterPool[], 
     split: split
       .map((s) => ({ input: s.input, output: s.output, weights: Object.fromEntries(Object.entries(s.weights).filter(([p]) => names.has(p))) }))
       .filter((s) => Object.keys(s.weights).length > 0),
-    pools: pools.map((p) => ({ name: p.name, gpuType: p.gpuType, dns: { name: poolDnsName(service.metadata.name, namespace, p.name), port: modelPort(service) } })),
+    pools: pools.map((p) => ({
+      name: p.name,
+      gpuType: p.gpuType,
+      dns: { name: poolDnsName(service.metadata.name, namespace, p.name), port: modelPort(service) },
+      ...(p.latency !== undefined ? { latency: latencyOf(p.latency) } : {}),
+    })),
+    // The guard compares pools by their models: with fewer than two there is nowhere to redirect to.
+    ...(withModel >= 2 ? { routing: { sloGuard: { tpotMillis: service.spec.slo.tpotMillis } } } : {}),
   };
 }
 

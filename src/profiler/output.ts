@@ -2,10 +2,12 @@
  * From a finished state to the GPUProfile resource: spec.measurements = every load probe's point (so any SLO can
  * be derived later), spec.maxThroughput = the conservative derivation at the profiled SLO, 0 for buckets the GPU
  * cannot serve — and the reason for each of those in the `melange.dev/cannot-serve` annotation, so a 0 is never
- * mistaken for a measured zero throughput.
+ * mistaken for a measured zero throughput. spec.latency = the latency model fitted to the buckets' alone probes
+ * (latency-fit.ts), when they determine one.
  */
-import { API_VERSION, GPUPROFILE_KIND, MAX_MEASUREMENTS, type GPUProfile, type Measurement } from '../api/index.js';
+import { API_VERSION, GPUPROFILE_KIND, LatencyModelSchema, MAX_MEASUREMENTS, type GPUProfile, type LatencyModel, type Measurement } from '../api/index.js';
 import { deriveMatrix } from '../solver/capacity-from-measurements.js';
+import { fitLatencyModel, roundLatencyModel, type LatencyPoint } from './latency-fit.js';
 import { bucketTargets } from './plan.js';
 import { loadMeasurements, nextStep, type BucketResult } from './search.js';
 import type { ProfilerState } from './state.js';
@@ -59,6 +61,25 @@ export function profileName(model: string, gpuType: string): string {
   return name.slice(0, 63).replace(/-+$/, '');
 }
 
+/** One point per bucket whose alone probe was served: its size and the mean latency of one request alone. */
+export function alonePoints(state: ProfilerState): LatencyPoint[] {
+  const out: LatencyPoint[] = [];
+  for (const t of bucketTargets(state.signature.buckets)) {
+    const alone = state.buckets[t.key]?.probes.find((p) => p.kind === 'alone');
+    const y = alone?.meanLatencyMillis;
+    if (alone?.outcome === 'measured' && y !== undefined && y > 0) out.push({ input: t.input, output: t.output, latencyMillis: y });
+  }
+  return out;
+}
+
+/** The fitted latency model at 4 significant digits; undefined when the points do not determine one or it is out of the API's range. */
+export function fittedLatency(state: ProfilerState): LatencyModel | undefined {
+  const fit = fitLatencyModel(alonePoints(state));
+  if (!fit) return undefined;
+  const parsed = LatencyModelSchema.safeParse(roundLatencyModel(fit));
+  return parsed.success ? parsed.data : undefined;
+}
+
 export interface ProfileMeta {
   name?: string;
   namespace?: string;
@@ -92,6 +113,7 @@ export function buildProfile(state: ProfilerState, meta: ProfileMeta = {}): GPUP
   if (state.endpoint?.emulator) {
     annotations[MEASURED_ON_ANNOTATION] = `EMULATOR (${state.endpoint.emulator}, time x${state.endpoint.timeScale}): timings from a performance model, not a GPU`;
   }
+  const latency = fittedLatency(state);
   return {
     apiVersion: API_VERSION,
     kind: GPUPROFILE_KIND,
@@ -108,6 +130,7 @@ export function buildProfile(state: ProfilerState, meta: ProfileMeta = {}): GPUP
       buckets: { inputEdges: [...sig.buckets.inputEdges], outputEdges: [...sig.buckets.outputEdges] },
       maxThroughput,
       measurements,
+      ...(latency ? { latency } : {}),
     },
   };
 }

@@ -5,6 +5,7 @@
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { BucketsSchema } from '../api/buckets.js';
+import { LatencyModelSchema } from '../api/latency.js';
 import { DnsLabelSchema } from '../api/meta.js';
 
 export const MAX_POOLS = 16;
@@ -72,6 +73,9 @@ export const PoolSchema = z
     backends: z.array(BackendUrlSchema).max(1024).optional().describe('Static backend base URLs (local runs, tests).'),
     discovery: PoolDiscoverySchema.optional(),
     dns: PoolDnsSchema.optional(),
+    latency: LatencyModelSchema.optional().describe(
+      "The GPU type's latency model (the GPUProfile's spec.latency): lets routing.sloGuard keep requests off this pool when even an idle replica would miss the SLO for them.",
+    ),
   })
   .superRefine((p, ctx) => {
     const set = POOL_SOURCE_KINDS.filter((k) => p[k] !== undefined);
@@ -95,6 +99,28 @@ export const SplitEntrySchema = z.object({
 });
 export type SplitEntry = z.output<typeof SplitEntrySchema>;
 
+export const DEFAULT_SLO_GUARD_THRESHOLD = 0.5;
+
+export const SloGuardSchema = z
+  .object({
+    tpotMillis: z.int().min(1).max(60_000).describe("The service's mean-TPOT SLO (ms)."),
+    threshold: z
+      .number()
+      .gt(0)
+      .max(1)
+      .default(DEFAULT_SLO_GUARD_THRESHOLD)
+      .describe(
+        'Share of the SLO a request may need on an IDLE replica of the pool the split picked (by the pool\'s latency model); ' +
+          'above it the request goes to the pool where it is predicted fastest. Load only adds to the idle time, so a request ' +
+          'that needs most of its SLO on an idle GPU misses it under load.',
+      ),
+  })
+  .describe(
+    'SLO guard: the split is per size bucket, but inside a bucket a 3-token answer to a 900-token prompt needs far more time per ' +
+      'output token than a 90-token one. Needs a latency model on at least two pools; pools without one are never redirected to.',
+  );
+export type SloGuardConfig = z.output<typeof SloGuardSchema>;
+
 export const RoutingSchema = z
   .object({
     strategy: z
@@ -106,6 +132,7 @@ export const RoutingSchema = z
     maxAttempts: z.int().min(1).max(10).default(3).describe('Backends tried per request on connection failure.'),
     connectTimeoutMs: z.int().min(1).max(600_000).default(3000),
     ejectMs: z.int().min(0).max(3_600_000).default(5000).describe('A backend that refused a connection is avoided this long.'),
+    sloGuard: SloGuardSchema.optional(),
   })
   .prefault({});
 export type RoutingConfig = z.output<typeof RoutingSchema>;
@@ -177,6 +204,8 @@ export interface ConfigDiff {
   /** Pools whose backend source (static list, EndpointSlice or DNS discovery target) changed. */
   poolSourceChanged: string[];
   gpuTypeChanged: string[];
+  /** Pools whose latency model (used by routing.sloGuard) was added, removed or changed. */
+  latencyChanged: string[];
   routingChanged: boolean;
 }
 
@@ -210,14 +239,17 @@ export function diffConfig(prev: RouterConfig, next: RouterConfig): ConfigDiff {
   const poolsRemoved = [...prevPools.keys()].filter((n) => !nextPools.has(n)).sort();
   const poolSourceChanged: string[] = [];
   const gpuTypeChanged: string[] = [];
+  const latencyChanged: string[] = [];
   for (const [name, p] of nextPools) {
     const q = prevPools.get(name);
     if (!q) continue;
     if (POOL_SOURCE_KINDS.some((k) => !sameJson(q[k] ?? null, p[k] ?? null))) poolSourceChanged.push(name);
     if (q.gpuType !== p.gpuType) gpuTypeChanged.push(name);
+    if (!sameJson(q.latency ?? null, p.latency ?? null)) latencyChanged.push(name);
   }
   poolSourceChanged.sort();
   gpuTypeChanged.sort();
+  latencyChanged.sort();
   const diff: ConfigDiff = {
     unchanged: false,
     serviceChanged: !sameJson(prev.service, next.service),
@@ -228,11 +260,12 @@ export function diffConfig(prev: RouterConfig, next: RouterConfig): ConfigDiff {
     poolsRemoved,
     poolSourceChanged,
     gpuTypeChanged,
+    latencyChanged,
     routingChanged: !sameJson(prev.routing, next.routing),
   };
   diff.unchanged =
     !diff.serviceChanged && !diff.inputEdgesChanged && !diff.outputEdgesChanged && splitChanged.length === 0 &&
     poolsAdded.length === 0 && poolsRemoved.length === 0 && poolSourceChanged.length === 0 && gpuTypeChanged.length === 0 &&
-    !diff.routingChanged;
+    latencyChanged.length === 0 && !diff.routingChanged;
   return diff;
 }

@@ -17,6 +17,7 @@ export const METRIC = {
   bucketMismatch: 'melange_router_bucket_mismatch_total',
   backends: 'melange_router_backends',
   splitWeight: 'melange_router_split_weight',
+  sloGuardRedirects: 'melange_router_slo_guard_redirects_total',
 } as const;
 
 /** Pool label of requests no backend took (503). */
@@ -88,6 +89,12 @@ export class RouterMetrics {
     name: METRIC.bucketMismatch,
     help: 'Requests whose routed (estimated) bucket differs from the bucket of their actual usage, by dimension (input or output): the live error of the size estimators.',
     labelNames: ['namespace', 'service', 'dimension'] as const,
+    registers: [this.registry],
+  });
+  readonly sloGuardRedirects = new Counter({
+    name: METRIC.sloGuardRedirects,
+    help: 'Requests the SLO guard sent to another pool than the split picked (from_pool), because even an idle replica there was predicted to need more than routing.sloGuard.threshold of the SLO.',
+    labelNames: ['namespace', 'service', 'from_pool', 'to_pool'] as const,
     registers: [this.registry],
   });
   readonly configReloads = new Counter({

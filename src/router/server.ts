@@ -11,6 +11,7 @@ import { pipeline } from 'node:stream';
 import { KubeConfig } from '@kubernetes/client-node';
 import { pino, type Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import type { LatencyModel } from '../api/latency.js';
 import { Backend, BackendRegistry } from './backends.js';
 import { bucketIndex, bucketLabel } from './buckets.js';
 import { classify, inspectRequest, upstreamBodyFor, type InferenceEndpoint } from './classify.js';
@@ -22,6 +23,7 @@ import { EndpointSliceSource } from './endpointslices.js';
 import { NO_POOL, RouterMetrics } from './metrics.js';
 import { OutputLengthEstimator } from './output-estimate.js';
 import { planAttempt, shouldRetry } from './select.js';
+import { guardPool, poolLatencyModels } from './slo-guard.js';
 import { JsonScanner, SseScanner, type Usage } from './taps.js';
 import {
   bucketKey,
@@ -31,6 +33,7 @@ import {
   resolveSplitTable,
   SmoothPicker,
   type PoolPicker,
+  type PoolWeights,
   type ResolvedWeights,
 } from './weights.js';
 
@@ -110,6 +113,8 @@ export class RouterConfigError extends Error {
 interface Snapshot {
   config: RouterConfig;
   table: (ResolvedWeights | undefined)[][];
+  /** Pools' latency models, for routing.sloGuard. */
+  models: Map<string, LatencyModel>;
 }
 
 interface PoolSource {
@@ -349,7 +354,7 @@ class Router {
       ? this.estimator.resized(nIn, routing.defaultOutputTokens, routing.outputMeanWindow, !diff?.inputEdgesChanged)
       : new OutputLengthEstimator(nIn, routing.defaultOutputTokens, routing.outputMeanWindow);
 
-    this.snapshot = { config, table: resolveSplitTable(config.split, nIn, nOut) };
+    this.snapshot = { config, table: resolveSplitTable(config.split, nIn, nOut), models: poolLatencyModels(config.pools) };
     if (diff?.serviceChanged) {
       this.metrics.inflight.reset();
       this.metrics.backends.reset();
@@ -574,7 +579,6 @@ class Router {
     const stripUsage = rewritten !== undefined;
     const routing = snap.config.routing;
     const key = bucketKey(cls.input, cls.output);
-    const picker = this.picker as PoolPicker;
 
     const tried = new Set<string>();
     let attempts = 0;
@@ -598,7 +602,7 @@ class Router {
         maxAttempts: routing.maxAttempts,
         now: this.wall(),
         tieBreak: (pool) => this.nextTie(pool),
-        pickPool: (w, eligible) => picker.pick(key, w, eligible),
+        pickPool: (w, eligible) => this.pickPool(snap, key, cls, w, eligible),
       });
       if (plan.kind === 'give-up') {
         const message =
@@ -638,6 +642,16 @@ class Router {
         return sendJson(res, 503, errorBody(`no backend could be reached after ${attempts} attempt(s): ${r.error.message}`, 'service_unavailable', 503), { 'retry-after': '1' });
       }
     }
+  }
+
+  /** The split's weighted pick for the bucket, then the SLO guard (slo-guard.ts) when routing.sloGuard is set. */
+  private pickPool(snap: Snapshot, key: string, cls: { inputTokens: number; outputTokens: number }, w: PoolWeights, eligible: (pool: string) => boolean): string | undefined {
+    const picked = (this.picker as PoolPicker).pick(key, w, eligible);
+    const guard = snap.config.routing.sloGuard;
+    if (picked === undefined || !guard) return picked;
+    const d = guardPool({ picked, input: cls.inputTokens, output: cls.outputTokens, models: snap.models, eligible, guard });
+    if (d.redirectedFrom !== undefined) this.metrics.sloGuardRedirects.inc({ ...this.svcLabels(), from_pool: d.redirectedFrom, to_pool: d.pool });
+    return d.pool;
   }
 
   /** Per-pool rotating counter, so equally loaded backends of a pool take turns. */
@@ -950,6 +964,7 @@ function summariseDiff(d: ConfigDiff): Record<string, unknown> {
   if (d.poolsRemoved.length) out.poolsRemoved = d.poolsRemoved;
   if (d.poolSourceChanged.length) out.poolSourceChanged = d.poolSourceChanged;
   if (d.gpuTypeChanged.length) out.gpuTypeChanged = d.gpuTypeChanged;
+  if (d.latencyChanged.length) out.latencyChanged = d.latencyChanged;
   if (d.routingChanged) out.routing = true;
   return out;
 }

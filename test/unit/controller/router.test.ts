@@ -15,12 +15,18 @@ import {
   type CoreManifest,
   type SplitEntry,
 } from '../../../src/controller/router.js';
+import type { GPUProfile, LatencyModel } from '../../../src/api/index.js';
 import type { DeploymentManifest } from '../../../src/controller/desired.js';
 import type { ObservedDeployment } from '../../../src/controller/view.js';
 import { WorkloadSources } from '../../../src/controller/workload.js';
 import { validateConfig } from '../../../src/router/config.js';
 import { loadHighsEngine, solve } from '../../../src/solver/index.js';
 import { POOLS, PROFILES, service } from './fixtures.js';
+
+// Two GPU types' latency models (as melangectl profile fits them), deliberately different in every field.
+const SMALL_LAT: LatencyModel = { overheadMillis: 40, prefillMillisPerToken: 0.5, decodeStepMillis: 30, decodeMillisPerContextToken: 0.01 };
+const BIG_LAT: LatencyModel = { overheadMillis: 15, prefillMillisPerToken: 0.1, decodeStepMillis: 12, decodeMillisPerContextToken: 0.002 };
+const withLatency = (p: GPUProfile, latency: LatencyModel): GPUProfile => ({ ...p, spec: { ...p.spec, latency } });
 
 const POOL_REFS = [
   { name: 'small', gpuType: 'A10G' },
@@ -88,6 +94,59 @@ describe('router builders', () => {
     expect(validateConfig(c).ok).toBe(true);
   });
 
+  it('pools carry their latency model; with models on two pools routing.sloGuard is on at the service\'s TPOT SLO', () => {
+    const slo73 = service({ spec: { slo: { tpotMillis: 73 } } });
+    const pools = [
+      { ...POOL_REFS[0]!, latency: SMALL_LAT },
+      { ...POOL_REFS[1]!, latency: BIG_LAT },
+    ];
+    const c = routerConfig(slo73, pools, SPLIT);
+    expect(c.pools.map((p) => p.latency)).toEqual([SMALL_LAT, BIG_LAT]);
+    expect(c.routing).toEqual({ sloGuard: { tpotMillis: 73 } });
+    // What the router reads from the ConfigMap: the models and the guard, with the router's default threshold.
+    const v = validateConfig(parseYaml(buildRouterConfigMap(slo73, c).data![ROUTER_CONFIG_KEY]!));
+    if (!v.ok) throw new Error(v.errors.join('; '));
+    expect(v.config.pools.map((p) => [p.name, p.latency])).toEqual([
+      ['small', SMALL_LAT],
+      ['big', BIG_LAT],
+    ]);
+    expect(v.config.routing.sloGuard).toEqual({ tpotMillis: 73, threshold: 0.5 });
+  });
+
+  it('with a model on fewer than two pools: no routing key at all (no guard); pools without a model carry none', () => {
+    const one = routerConfig(svc, [{ ...POOL_REFS[0]!, latency: SMALL_LAT }, POOL_REFS[1]!], SPLIT);
+    expect(one.pools.map((p) => p.latency)).toEqual([SMALL_LAT, undefined]);
+    expect('latency' in one.pools[1]!).toBe(false);
+    expect('routing' in one).toBe(false);
+    const v = validateConfig(one);
+    expect(v.ok && v.config.routing.sloGuard).toBeUndefined();
+    expect(v.ok).toBe(true);
+    // No model anywhere (also `latency: undefined`): the same file, byte for byte, as a pool list without the field.
+    const none = routerConfig(svc, POOL_REFS.map((p) => ({ ...p, latency: undefined })), SPLIT);
+    expect(none.pools.some((p) => 'latency' in p)).toBe(false);
+    expect('routing' in none).toBe(false);
+    expect(buildRouterConfigMap(svc, none)).toEqual(buildRouterConfigMap(svc, routerConfig(svc, POOL_REFS, SPLIT)));
+  });
+
+  it('the ConfigMap is deterministic: same inputs, same text and hash, whatever the key order of the models', () => {
+    const pools = [
+      { ...POOL_REFS[0]!, latency: SMALL_LAT },
+      { ...POOL_REFS[1]!, latency: BIG_LAT },
+    ];
+    // The same models with their keys in the opposite order (as another source might build them).
+    const reversed = (m: LatencyModel) => Object.fromEntries(Object.entries(m).reverse()) as LatencyModel;
+    expect(Object.keys(reversed(SMALL_LAT))).not.toEqual(Object.keys(SMALL_LAT));
+    const a = buildRouterConfigMap(svc, routerConfig(svc, pools, SPLIT));
+    const b = buildRouterConfigMap(svc, routerConfig(svc, pools, SPLIT));
+    const c = buildRouterConfigMap(svc, routerConfig(svc, pools.map((p) => ({ ...p, latency: reversed(p.latency) })), SPLIT));
+    expect(b.data).toEqual(a.data);
+    expect(c.data![ROUTER_CONFIG_KEY]).toBe(a.data![ROUTER_CONFIG_KEY]);
+    expect(c.metadata.annotations).toEqual(a.metadata.annotations);
+    // The hash does follow the content: another model is another ConfigMap.
+    const d = buildRouterConfigMap(svc, routerConfig(svc, [pools[0]!, { ...pools[1]!, latency: { ...BIG_LAT, decodeStepMillis: 13 } }], SPLIT));
+    expect(d.metadata.annotations['melange.dev/applied-hash']).not.toBe(a.metadata.annotations['melange.dev/applied-hash']);
+  });
+
   it('per-pool headless Services select exactly the pool Deployment pods', () => {
     const s = buildPoolService(svc, POOL_REFS[0]!);
     expect(s.metadata.name).toBe('chat-small');
@@ -120,14 +179,15 @@ describe('router builders', () => {
 const engine = await loadHighsEngine();
 
 describe('reconciler publishes the router', () => {
-  function world(opts: { image?: string; spec?: Record<string, unknown> } = {}) {
+  function world(opts: { image?: string; spec?: Record<string, unknown>; profiles?: GPUProfile[] } = {}) {
     let svc = JSON.parse(JSON.stringify(service(opts.spec ? { spec: opts.spec } : {}))) as Record<string, unknown>;
+    const view = { profiles: opts.profiles ?? PROFILES };
     const deps = new Map<string, ObservedDeployment>();
     const core: CoreManifest[] = [];
     const applies: DeploymentManifest[] = [];
     let rv = 10;
     const r = new Reconciler({
-      view: { service: () => structuredClone(svc), profiles: () => PROFILES, pools: () => POOLS, deployments: () => [...deps.values()] },
+      view: { service: () => structuredClone(svc), profiles: () => view.profiles, pools: () => POOLS, deployments: () => [...deps.values()] },
       writer: {
         applyDeployment: async (d) => {
           applies.push(d);
@@ -151,7 +211,7 @@ describe('reconciler publishes the router', () => {
       log: createLogger('silent'),
       ...(opts.image ? { router: routerDefaults({ image: opts.image }) } : {}),
     });
-    return { r, deps, core, applies, status: () => svc.status as Record<string, unknown> };
+    return { r, deps, core, applies, view, status: () => svc.status as Record<string, unknown> };
   }
 
   it('without an image (no --router-image, no spec.router.image) no router objects are made', async () => {
@@ -219,6 +279,51 @@ describe('reconciler publishes the router', () => {
     const r2 = own.applies.find((d) => d.metadata.name === 'chat-router')!;
     expect((r2.spec.template.spec.containers as Array<Record<string, unknown>>)[0]!.image).toBe('spec:9');
     expect(r2.spec.replicas).toBe(3);
+  });
+
+  it("fills pools[].latency from each pool's GPUProfile and turns the SLO guard on; a missing profile or one without a model leaves that pool without", async () => {
+    const lastCfg = (w: ReturnType<typeof world>) => {
+      const v = validateConfig(parseYaml(w.core.filter((m) => m.kind === 'ConfigMap').at(-1)!.data![ROUTER_CONFIG_KEY]!));
+      if (!v.ok) throw new Error(v.errors.join('; '));
+      return v.config;
+    };
+    const both = [withLatency(PROFILES[0]!, SMALL_LAT), withLatency(PROFILES[1]!, BIG_LAT)];
+    // A looser SLO than the profiles' (measured at 100 ms) still plans; the guard takes the service's.
+    const w = world({ image: 'img:1', spec: { slo: { tpotMillis: 120 } }, profiles: both });
+    await w.r.reconcile('ml/chat');
+    let cfg = lastCfg(w);
+    expect(Object.fromEntries(cfg.pools.map((p) => [p.name, p.latency]))).toEqual({ small: SMALL_LAT, big: BIG_LAT });
+    expect(cfg.routing.sloGuard).toEqual({ tpotMillis: 120, threshold: 0.5 });
+    // One profile without a model: that pool has none, and one model is no guard.
+    const only = world({ image: 'img:1', profiles: [PROFILES[0]!, withLatency(PROFILES[1]!, BIG_LAT)] });
+    await only.r.reconcile('ml/chat');
+    cfg = lastCfg(only);
+    expect(Object.fromEntries(cfg.pools.map((p) => [p.name, p.latency]))).toEqual({ small: undefined, big: BIG_LAT });
+    expect(cfg.routing.sloGuard).toBeUndefined();
+    // The profile of "big" disappears from the view: the reconcile goes on (the last split stays routed), the
+    // ConfigMap just loses that pool's model and the guard.
+    const n = w.core.length;
+    w.view.profiles = [both[0]!];
+    await expect(w.r.reconcile('ml/chat')).resolves.toBeDefined();
+    expect(w.core.length).toBeGreaterThan(n);
+    cfg = lastCfg(w);
+    expect(Object.fromEntries(cfg.pools.map((p) => [p.name, p.latency]))).toEqual({ small: SMALL_LAT, big: undefined });
+    expect(cfg.routing.sloGuard).toBeUndefined();
+  });
+
+  it('a profile of another GPU type than its pool gives that pool no model', async () => {
+    const w = world({ image: 'img:1', profiles: [withLatency(PROFILES[0]!, SMALL_LAT), withLatency(PROFILES[1]!, BIG_LAT)] });
+    await w.r.reconcile('ml/chat');
+    const n = w.core.length;
+    // "big"'s profile now claims A10G (its pool is A100): the planner reports it; the router must not use its model.
+    w.view.profiles = [w.view.profiles[0]!, { ...w.view.profiles[1]!, spec: { ...w.view.profiles[1]!.spec, gpuType: 'A10G' } }];
+    await w.r.reconcile('ml/chat');
+    expect(w.core.length).toBeGreaterThan(n);
+    const v = validateConfig(parseYaml(w.core.filter((m) => m.kind === 'ConfigMap').at(-1)!.data![ROUTER_CONFIG_KEY]!));
+    expect(v.ok && v.config.pools.map((p) => [p.name, p.latency])).toEqual([
+      ['small', SMALL_LAT],
+      ['big', undefined],
+    ]);
   });
 
   it('spec.router.enabled=false: no router objects', async () => {
