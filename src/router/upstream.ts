@@ -1,0 +1,99 @@
+/** The router's HTTP(S) client of the backends: keep-alive connection pools, one request per attempt. */
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import https from 'node:https';
+import type { Logger } from 'pino';
+import type { Backend } from './backends.js';
+import { requestHeaders } from './http.js';
+
+export type UpstreamResult =
+  | { kind: 'response'; upReq: http.ClientRequest; upRes: IncomingMessage }
+  | { kind: 'failed'; error: Error; reusedSocket: boolean }
+  | { kind: 'client-gone' };
+
+export class UpstreamClient {
+  private readonly httpAgent = new http.Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 1024, scheduling: 'lifo' });
+  private readonly httpsAgent = new https.Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 1024, scheduling: 'lifo' });
+
+  constructor(private readonly log: Logger) {}
+
+  /**
+   * One attempt on one backend. A kept-alive socket the backend closed while idle fails with ECONNRESET as
+   * soon as it is reused (a race inherent to HTTP keep-alive): that is resent on a fresh connection to the
+   * same backend, not counted as a failed attempt (Node's documented `reusedSocket` pattern).
+   */
+  async send(
+    backend: Backend,
+    rawUrl: string,
+    method: string,
+    req: IncomingMessage,
+    body: Buffer | undefined,
+    res: ServerResponse,
+    connectTimeoutMs: number,
+  ): Promise<UpstreamResult> {
+    for (let stale = 0; ; stale++) {
+      const r = await this.sendOnce(backend, rawUrl, method, req, body, res, connectTimeoutMs);
+      if (r.kind === 'failed' && r.reusedSocket && (r.error as NodeJS.ErrnoException).code === 'ECONNRESET' && stale < 2 && !res.destroyed) {
+        this.log.debug({ backend: backend.label }, 'kept-alive connection was closed by the backend; resending on a new one');
+        continue;
+      }
+      return r;
+    }
+  }
+
+  /** Closes the pooled connections (at shutdown). */
+  close(): void {
+    this.httpAgent.destroy();
+    this.httpsAgent.destroy();
+  }
+
+  private sendOnce(
+    backend: Backend,
+    rawUrl: string,
+    method: string,
+    req: IncomingMessage,
+    body: Buffer | undefined,
+    res: ServerResponse,
+    connectTimeoutMs: number,
+  ): Promise<UpstreamResult> {
+    return new Promise((resolve) => {
+      let settled = false;
+      const settle = (r: UpstreamResult) => {
+        if (settled) return;
+        settled = true;
+        res.off('close', onClientClose);
+        clearTimeout(timer);
+        resolve(r);
+      };
+      const u = backend.url;
+      const isHttps = u.protocol === 'https:';
+      const basePath = u.pathname.replace(/\/+$/, '');
+      const headers = requestHeaders(req.headers, body?.length, req.socket.remoteAddress);
+      // The body was validated as JSON; some servers insist on the content type.
+      if (body !== undefined) headers['content-type'] = 'application/json';
+      const upReq = (isHttps ? https : http).request({
+        protocol: u.protocol,
+        hostname: u.hostname.replace(/^\[(.*)\]$/, '$1'),
+        port: u.port || (isHttps ? 443 : 80),
+        method,
+        path: `${basePath}${rawUrl}`,
+        headers,
+        agent: isHttps ? this.httpsAgent : this.httpAgent,
+      });
+      let timer: NodeJS.Timeout | undefined;
+      upReq.on('socket', (sock) => {
+        if (!sock.connecting) return;
+        timer = setTimeout(() => upReq.destroy(new Error(`connect timeout after ${connectTimeoutMs} ms`)), connectTimeoutMs);
+        sock.once('connect', () => clearTimeout(timer));
+      });
+      const onClientClose = () => {
+        if (res.writableFinished) return;
+        upReq.destroy();
+        settle({ kind: 'client-gone' });
+      };
+      res.on('close', onClientClose);
+      upReq.on('response', (upRes) => settle({ kind: 'response', upReq, upRes }));
+      upReq.on('error', (error) => settle({ kind: 'failed', error, reusedSocket: upReq.reusedSocket }));
+      upReq.end(body);
+    });
+  }
+}
