@@ -52,7 +52,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { PAPER_BUCKETS } from '../src/api/catalog.js';
-import { mulberry32 } from '../src/emulator/random.js';
+import { mulberry32 } from '../src/common/random.js';
 import { percentile, requestBody } from '../src/loadgen/index.js';
 import type { RouterConfigInput } from '../src/router/config.js';
 import { benchDir, cleanup, cpuSeconds, startEmulatorProcess, startRouterProcess, startScriptProcess, stopAllOnSignal, stopBenchProcess } from './support/processes.js';

@@ -16,7 +16,7 @@ import { GPU_MODELS, MODEL_CONSTANTS, emulatedMaxThroughput, type GpuType } from
 import { repoPath } from '../../test/support/paths.js';
 
 const ITERATIONS = 14;
-const SOURCES = ['engine.ts', 'simulate.ts', 'gpu-models.ts', 'random.ts'].map((f) => repoPath('src', 'emulator', f));
+const SOURCES = [...['engine.ts', 'simulate.ts', 'gpu-models.ts'].map((f) => repoPath('src', 'emulator', f)), repoPath('src', 'common', 'random.ts')];
 
 export function profileCacheFile(gpu: GpuType, inputEdges: readonly number[], outputEdges: readonly number[], tpotMillis: number): string {
   const h = createHash('sha256');

@@ -9,7 +9,7 @@
  */
 import { bucketIndex } from '../../src/router/buckets.js';
 import { validateConfig, type RouterConfigInput } from '../../src/router/config.js';
-import { mulberry32 } from '../../src/router/rng.js';
+import { mulberry32 } from '../../src/common/random.js';
 import { guardPool, poolLatencyModels } from '../../src/router/slo-guard.js';
 import { capacityWeights, RandomPicker, resolveSplitTable, SmoothPicker, bucketKey, type PoolPicker } from '../../src/router/weights.js';
 import { Engine, contextError, enginePerf, paperTpot, type FinishedRequest, type GpuType, type Step } from '../../src/emulator/index.js';

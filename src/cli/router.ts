@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
-import { mulberry32 } from '../router/rng.js';
+import { mulberry32 } from '../common/random.js';
 import { DEFAULT_MAX_BODY_BYTES, DEFAULT_SHUTDOWN_GRACE_MS, RouterConfigError, startRouter } from '../router/server.js';
 import { EXIT, UsageError, type Io } from './io.js';
 

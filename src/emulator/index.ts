@@ -1,5 +1,5 @@
 export * from './gpu-models.js';
-export * from './tokens.js';
+export * from '../common/tokens.js';
 export { Engine, contextError, DEFAULT_LIMITS, type EngineLimits, type EngineStats, type FinishedRequest, type RequestSpec, type Step, type StepOutcome, type TokenEvent } from './engine.js';
 export { EngineDriver, type DriverOptions, type DriverHooks, type RequestListener } from './driver.js';
 export {
@@ -14,7 +14,7 @@ export {
   type RateTrial,
   type SimulationResult,
 } from './simulate.js';
-export { mulberry32, exponential } from './random.js';
+export { mulberry32, exponential } from '../common/random.js';
 export { EmulatorMetrics, buckets125 } from './metrics.js';
 export {
   startEmulator,

@@ -4,7 +4,7 @@
  * parameters it does not need here (temperature, top_p, ...): the emulator's output does not depend on them.
  */
 import { z } from 'zod';
-import { estimateChatTokens, estimateCompletionPromptTokens, type ChatMessageLike } from './tokens.js';
+import { estimateChatTokens, estimateCompletionPromptTokens, type ChatMessageLike } from '../common/tokens.js';
 
 /** vLLM's default max_tokens for the completions API; the emulator uses it for chat too. */
 export const DEFAULT_MAX_TOKENS = 16;

@@ -23,7 +23,7 @@ import {
   type ErrorType,
   type ResponseIds,
 } from './openai.js';
-import { outputTokenText } from './tokens.js';
+import { outputTokenText } from '../common/tokens.js';
 
 export const EMULATOR_HEADER = 'x-melange-emulator';
 export const EMULATOR_SPEED_HEADER = 'x-melange-emulator-speed';

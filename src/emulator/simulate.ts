@@ -5,7 +5,7 @@
  */
 import { Engine, type EngineLimits, type FinishedRequest, type RequestSpec } from './engine.js';
 import { enginePerf, type EnginePerf, type GpuModel, type GpuType } from './gpu-models.js';
-import { exponential, mulberry32 } from './random.js';
+import { exponential, mulberry32 } from '../common/random.js';
 
 export interface SimulationResult {
   finished: FinishedRequest[];

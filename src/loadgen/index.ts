@@ -24,4 +24,4 @@ export {
 export { percentile, summarize, type Summary } from './stats.js';
 export { SseParser } from './sse.js';
 export { renderLoadTable } from './report.js';
-export { mulberry32, exponential } from '../emulator/random.js';
+export { mulberry32, exponential } from '../common/random.js';

@@ -9,8 +9,8 @@
  * `durationS` (wall-clock seconds of arrivals) are both always enforced, and in-flight requests get at most
  * `drainS` wall-clock seconds after the last arrival before they are aborted and counted as incomplete.
  */
-import { CHAT_MESSAGE_OVERHEAD_TOKENS, CHAT_PROMPT_OVERHEAD_TOKENS, estimateTokens, synthesizeText } from '../emulator/tokens.js';
-import { exponential, mulberry32 } from '../emulator/random.js';
+import { CHAT_MESSAGE_OVERHEAD_TOKENS, CHAT_PROMPT_OVERHEAD_TOKENS, estimateTokens, synthesizeText } from '../common/tokens.js';
+import { exponential, mulberry32 } from '../common/random.js';
 import { sizeSampler, type SizeDistribution } from './distribution.js';
 import { SseParser } from './sse.js';
 import { summarize, type Summary } from './stats.js';

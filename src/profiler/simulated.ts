@@ -16,7 +16,8 @@
  * sequence the same way; an oversized request gets the emulator's own 400 message. Not modelled: the load
  * generator's in-flight cap (512), HTTP and event-loop delays (the point).
  */
-import { contextError, enginePerf, exponential, mulberry32, resolveGpuType, simulate, type EngineLimits, type EnginePerf, type RequestSpec } from '../emulator/index.js';
+import { exponential, mulberry32 } from '../common/random.js';
+import { contextError, enginePerf, resolveGpuType, simulate, type EngineLimits, type EnginePerf, type RequestSpec } from '../emulator/index.js';
 import { EMULATOR_HEADER, EMULATOR_SPEED_HEADER, type LoadDeps } from '../loadgen/run.js';
 import { sizeSampler } from '../loadgen/distribution.js';
 import { clientWindow, DEFAULT_TRIM, toMeasurement, type ProbeRequest } from './measure.js';

@@ -1,13 +1,13 @@
 /**
  * Request validation and size classification (pure).
  *
- * Input tokens come from the shared estimator in src/emulator/tokens.ts (the emulator counts prompts with
+ * Input tokens come from the shared estimator in src/common/tokens.ts (the emulator counts prompts with
  * the same function, the load generator synthesises prompts with it): completions `prompt` (string, token-id
  * list, or a batch of those, summed); chat: the text of every message plus the chat template's per-message
  * overhead. Output tokens: `max_completion_tokens`, else `max_tokens`, else the running mean for the input
  * range (OutputLengthEstimator).
  */
-import { estimateChatTokens, estimateCompletionPromptTokens, type ChatMessageLike } from '../emulator/tokens.js';
+import { estimateChatTokens, estimateCompletionPromptTokens, type ChatMessageLike } from '../common/tokens.js';
 import { bucketIndex } from './buckets.js';
 
 export type InferenceEndpoint = 'completions' | 'chat';

@@ -12,4 +12,4 @@ export { leastLoaded, planAttempt, shouldRetry, type BackendView, type AttemptPl
 export { StaticSource, makeSourceFactory, type BackendSource, type SourceFactory, type SourceKinds } from './discovery.js';
 export { DnsSource, parseResolvConf, candidateNames, backendUrls, DEFAULT_DNS_MAX_BACKENDS, type DnsSourceOptions, type ResolvConf } from './dns.js';
 export { EndpointSliceSource, readyBackendsFromSlices, slicePort, SERVICE_NAME_LABEL } from './endpointslices.js';
-export { mulberry32 } from './rng.js';
+export { mulberry32 } from '../common/random.js';

@@ -9,7 +9,7 @@ import {
   estimateTokens,
   outputTokenText,
   synthesizeText,
-} from '../../../src/emulator/tokens.js';
+} from '../../../src/common/tokens.js';
 
 describe('estimateTokens', () => {
   it('follows its documented rules', () => {

@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { contextError, Engine, type RequestSpec } from '../../../src/emulator/engine.js';
 import type { EnginePerf } from '../../../src/emulator/gpu-models.js';
-import { mulberry32, exponential } from '../../../src/emulator/random.js';
+import { mulberry32, exponential } from '../../../src/common/random.js';
 import { paperTpot, simulate } from '../../../src/emulator/simulate.js';
 
 /** A toy GPU with round numbers, so step durations can be checked by hand. */

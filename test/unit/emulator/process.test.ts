@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SseParser } from '../../../src/loadgen/sse.js';
-import { synthesizeText } from '../../../src/emulator/tokens.js';
+import { synthesizeText } from '../../../src/common/tokens.js';
 
 const root = join(import.meta.dirname, '..', '..', '..');
 const cli = join(import.meta.dirname, 'fixtures', 'melangectl.ts');

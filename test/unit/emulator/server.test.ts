@@ -1,7 +1,7 @@
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEmulator, type RunningEmulator } from '../../../src/emulator/server.js';
-import { estimateTokens, synthesizeText } from '../../../src/emulator/tokens.js';
+import { estimateTokens, synthesizeText } from '../../../src/common/tokens.js';
 import { SseParser } from '../../../src/loadgen/sse.js';
 
 const silent = pino({ level: 'silent' });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { estimateRequestPromptTokens, outputTokenText } from '../../../src/emulator/tokens.js';
+import { estimateRequestPromptTokens, outputTokenText } from '../../../src/common/tokens.js';
 import { isLoopbackHost, LoadOptionsError, runLoad, type LoadDeps, type LoadOptions, type SizeDistribution } from '../../../src/loadgen/index.js';
 
 const fixed = (input: number, output: number): SizeDistribution => ({

@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { mulberry32 } from '../../../src/router/rng.js';
+import { mulberry32 } from '../../../src/common/random.js';
 import { sharePool, solveJoint, type JointService } from '../../../src/pools/joint.js';
 import { isSuccess, loadHighsEngine, solve, type MilpEngine, type SolveInput } from '../../../src/solver/index.js';
 

@@ -4,7 +4,7 @@
  * errors are sorted (a refused size vs a broken endpoint).
  */
 import { describe, expect, it } from 'vitest';
-import { estimateRequestPromptTokens } from '../../../src/emulator/tokens.js';
+import { estimateRequestPromptTokens } from '../../../src/common/tokens.js';
 import { clientWindow, middleRange, spanRates, type ProbeRequest } from '../../../src/profiler/measure.js';
 import { histogramDelta, histogramQuantile, parseHistogram, parseSnapshot } from '../../../src/profiler/metrics.js';
 import { EndpointError, runProbe, type ProbeContext } from '../../../src/profiler/probe.js';

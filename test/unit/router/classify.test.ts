@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { estimateTokens, synthesizeText } from '../../../src/emulator/tokens.js';
+import { estimateTokens, synthesizeText } from '../../../src/common/tokens.js';
 import { classify, inspectRequest, upstreamBodyFor } from '../../../src/router/classify.js';
 import { OutputLengthEstimator } from '../../../src/router/output-estimate.js';
 

@@ -6,7 +6,8 @@
  */
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startEmulator, synthesizeText, type RunningEmulator } from '../../../src/emulator/index.js';
+import { synthesizeText } from '../../../src/common/tokens.js';
+import { startEmulator, type RunningEmulator } from '../../../src/emulator/index.js';
 import { startRouter, type RouterHandle } from '../../../src/router/server.js';
 import { startDnsServer, type TestDnsServer } from '../../support/dns-server.js';
 

@@ -8,7 +8,8 @@ import { createInterface } from 'node:readline';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '../../support/paths.js';
-import { estimateTokens, startEmulator, synthesizeText, type RunningEmulator } from '../../../src/emulator/index.js';
+import { estimateTokens, synthesizeText } from '../../../src/common/tokens.js';
+import { startEmulator, type RunningEmulator } from '../../../src/emulator/index.js';
 import { startRouter, type RouterHandle } from '../../../src/router/server.js';
 
 const silent = pino({ level: 'silent' });

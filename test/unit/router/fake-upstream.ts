@@ -5,7 +5,7 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { estimateRequestPromptTokens } from '../../../src/emulator/tokens.js';
+import { estimateRequestPromptTokens } from '../../../src/common/tokens.js';
 
 export interface FakeDirectives {
   /** usage.prompt_tokens to report (default: the shared estimate of the prompt). */

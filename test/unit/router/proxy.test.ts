@@ -8,11 +8,11 @@ import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { synthesizeText } from '../../../src/emulator/tokens.js';
+import { synthesizeText } from '../../../src/common/tokens.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { RouterConfigInput } from '../../../src/router/config.js';
 import { METRIC } from '../../../src/router/metrics.js';
-import { mulberry32 } from '../../../src/router/rng.js';
+import { mulberry32 } from '../../../src/common/random.js';
 import { RouterConfigError, startRouter, type RouterHandle, type StartRouterOptions } from '../../../src/router/server.js';
 import { deadUrl, startFakeUpstream, type FakeDirectives, type FakeUpstream } from './fake-upstream.js';
 

@@ -5,7 +5,8 @@
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { aloneTpotMillis, type LatencyModel } from '../../../src/api/latency.js';
-import { synthesizeText, startEmulator, type RunningEmulator } from '../../../src/emulator/index.js';
+import { synthesizeText } from '../../../src/common/tokens.js';
+import { startEmulator, type RunningEmulator } from '../../../src/emulator/index.js';
 import { validateConfig, type RouterConfigInput } from '../../../src/router/config.js';
 import { startRouter, type RouterHandle } from '../../../src/router/server.js';
 import { guardPool, poolLatencyModels } from '../../../src/router/slo-guard.js';

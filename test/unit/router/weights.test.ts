@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { mulberry32 } from '../../../src/router/rng.js';
+import { mulberry32 } from '../../../src/common/random.js';
 import {
   capacityWeights,
   normaliseWeights,

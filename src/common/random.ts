@@ -1,4 +1,8 @@
-/** A seeded uniform [0, 1) generator (mulberry32): same seed, same sequence, on every platform. */
+/**
+ * A seeded uniform [0, 1) generator (mulberry32): same seed, same sequence, on every platform. The one PRNG of
+ * the project: the router's weighted pick, the emulator's engine, the load generator's arrivals and the
+ * benchmarks all draw from it, so a seed reproduces a run end to end.
+ */
 export function mulberry32(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
