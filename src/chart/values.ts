@@ -156,6 +156,7 @@ export const ChartValues = z
         maxBodyBytes: RouterDefaultsFields.maxBodyBytes,
         shutdownGraceMs: RouterDefaultsFields.shutdownGraceMs,
         preStopSleepSeconds: RouterDefaultsFields.preStopSleepSeconds,
+        workers: RouterDefaultsFields.workers,
         resources: RouterDefaultsFields.resources,
         serviceAccountName: RouterDefaultsFields.serviceAccountName,
         imagePullSecrets: RouterDefaultsFields.imagePullSecrets,

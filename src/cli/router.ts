@@ -1,8 +1,15 @@
+import cluster from 'node:cluster';
+import { readFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { mulberry32 } from '../common/random.js';
+import { parseConfigText } from '../router/config.js';
 import { DEFAULT_MAX_BODY_BYTES, DEFAULT_SHUTDOWN_GRACE_MS, RouterConfigError, startRouter } from '../router/server.js';
 import { EXIT, UsageError, type Io } from './io.js';
+import { isRouterWorker, runClusterPrimary, serveMetricsToPrimary } from './router-cluster.js';
+
+export const MAX_ROUTER_WORKERS = 64;
 
 export const ROUTER_USAGE = `Usage: melangectl router --config FILE [--port 8080] [--host 127.0.0.1] [--metrics-port P] [flags]
 
@@ -18,6 +25,8 @@ reloaded without a restart; an invalid new version is logged and the current one
       --max-body-bytes N     largest request body accepted (default ${DEFAULT_MAX_BODY_BYTES}); larger ones get 413
       --shutdown-grace-ms N  on SIGTERM/SIGINT, how long in-flight requests may finish (default ${DEFAULT_SHUTDOWN_GRACE_MS})
       --seed N               seed the RNG of routing.strategy=random (reproducible runs)
+      --workers N|auto       run N router processes on the one port (default 1; auto = one per CPU); needs
+                             --metrics-port, where the primary serves the workers' metrics summed
       --log-level LEVEL      pino level (default info)
 Logs are JSON lines on stdout; the first one after start-up carries "url" (and "metricsUrl").
 Sends SIGHUP to re-read the config file immediately.
@@ -47,6 +56,7 @@ export async function routerCommand(argv: string[], io: Io, deps: RouterCommandD
       'max-body-bytes': { type: 'string' },
       'shutdown-grace-ms': { type: 'string' },
       seed: { type: 'string' },
+      workers: { type: 'string', default: '1' },
       'log-level': { type: 'string', default: 'info' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -65,15 +75,46 @@ export async function routerCommand(argv: string[], io: Io, deps: RouterCommandD
   const level = values['log-level'];
   if (!levels.includes(level)) throw new UsageError(`--log-level: must be one of ${levels.join(', ')}, not "${level}"`);
 
+  const workers = values.workers === 'auto' ? Math.min(MAX_ROUTER_WORKERS, availableParallelism()) : intFlag('workers', values.workers, 1, MAX_ROUTER_WORKERS) ?? 1;
+  const worker = isRouterWorker();
+  if (workers > 1 && metricsPort === undefined) {
+    throw new UsageError('--workers: more than one worker needs --metrics-port (the primary serves the workers\' metrics, summed, there)');
+  }
+
   const logger = pino({ name: 'melange-router', level });
+  if (workers > 1 && !worker) {
+    // Refuse a bad config before forking: N workers failing the same way would only look like a crash loop.
+    let text: string;
+    try {
+      text = await readFile(values.config, 'utf8');
+    } catch (err) {
+      io.err(`melangectl router: ${values.config}: ${(err as Error).message}`);
+      return EXIT.usage;
+    }
+    const checked = parseConfigText(text);
+    if (!checked.ok) {
+      for (const line of checked.errors) io.err(`melangectl router: ${values.config}: ${line}`);
+      return EXIT.usage;
+    }
+    return runClusterPrimary({
+      workers,
+      metricsHost: values['metrics-host'] ?? values.host,
+      metricsPort: metricsPort!,
+      shutdownGraceMs: shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS,
+      logger,
+      untilSignal: deps.untilSignal ?? untilTermination,
+    });
+  }
   let router;
   try {
     router = await startRouter({
       configFile: values.config,
       host: values.host,
       port,
-      ...(metricsPort !== undefined ? { metricsPort } : {}),
-      ...(values['metrics-host'] !== undefined ? { metricsHost: values['metrics-host'] } : {}),
+      // A worker serves no metrics of its own: the primary owns the metrics port and asks the workers.
+      ...(worker ? { serveMetrics: false } : {}),
+      ...(metricsPort !== undefined && !worker ? { metricsPort } : {}),
+      ...(values['metrics-host'] !== undefined && !worker ? { metricsHost: values['metrics-host'] } : {}),
       ...(maxBodyBytes !== undefined ? { maxBodyBytes } : {}),
       ...(shutdownGraceMs !== undefined ? { shutdownGraceMs } : {}),
       ...(seed !== undefined ? { rng: mulberry32(seed) } : {}),
@@ -87,15 +128,33 @@ export async function routerCommand(argv: string[], io: Io, deps: RouterCommandD
     }
     throw err;
   }
-  logger.info({ url: router.url, metricsUrl: router.metricsUrl }, 'router listening');
+  if (worker) serveMetricsToPrimary(router.registry);
+  logger.info({ url: router.url, ...(worker ? { worker: cluster.worker?.id } : { metricsUrl: router.metricsUrl }) }, 'router listening');
 
   const onHup = () => void router.reload();
   process.on('SIGHUP', onHup);
-  const signal = await (deps.untilSignal ?? untilTermination)();
+  const signal = await (deps.untilSignal ?? (worker ? untilPrimaryStops : untilTermination))();
   process.off('SIGHUP', onHup);
   logger.info({ signal }, 'shutting down');
   await router.close();
+  // The IPC channel to the primary would keep the process alive.
+  if (worker) cluster.worker?.disconnect();
   return EXIT.ok;
+}
+
+/**
+ * A worker stops on the primary's SIGTERM only. SIGINT (Ctrl-C reaches the whole process group) is left to the
+ * primary, which then sends SIGTERM; signals during the drain are ignored rather than killing it half-way.
+ */
+function untilPrimaryStops(): Promise<string> {
+  return new Promise((resolve) => {
+    const ignore = () => undefined;
+    process.on('SIGINT', ignore);
+    process.once('SIGTERM', () => {
+      process.on('SIGTERM', ignore);
+      resolve('SIGTERM');
+    });
+  });
 }
 
 function untilTermination(): Promise<string> {

@@ -44,6 +44,7 @@ export const BUILTIN_ROUTER_DEFAULTS = {
   /** = src/router/server.ts DEFAULT_SHUTDOWN_GRACE_MS. */
   shutdownGraceMs: 30_000,
   preStopSleepSeconds: 5,
+  workers: 1,
   resources: { requests: { cpu: '250m', memory: '128Mi' }, limits: { memory: '512Mi' } },
   serviceAccountName: '',
   imagePullSecrets: [] as Array<{ name: string }>,
@@ -86,6 +87,14 @@ export const RouterDefaultsFields = {
     .max(300)
     .default(B.preStopSleepSeconds)
     .describe('preStop sleep before SIGTERM, so endpoints and kube-proxy stop sending new connections before the router closes its listener; 0 disables.'),
+  workers: z
+    .int()
+    .min(1)
+    .max(64)
+    .default(B.workers)
+    .describe(
+      'Router `--workers`: processes per router pod sharing its port (the primary sums their metrics). More than 1 spreads the relaying of hundreds of concurrent streams over several cores; give the pods as many CPUs (resources.requests.cpu).',
+    ),
   resources: RouterResourcesSchema.default(structuredClone(B.resources) as RouterResources),
   serviceAccountName: z
     .union([z.literal(''), DnsSubdomain])

@@ -266,6 +266,8 @@ export function buildRouterDeployment(service: LLMService, defaults: RouterDefau
       String(d.maxBodyBytes),
       '--shutdown-grace-ms',
       String(d.shutdownGraceMs),
+      // Only when asked: the args (and so the settings hash) of a one-process router stay what they were.
+      ...(d.workers > 1 ? ['--workers', String(d.workers)] : []),
     ],
     ports: [
       { name: 'http', containerPort: d.port, protocol: 'TCP' },

@@ -108,12 +108,16 @@ export class RouterMetrics {
     help: 'Ready backends per pool.',
     labelNames: ['namespace', 'service', 'pool'] as const,
     registers: [this.registry],
+    // --workers: every worker discovers the same backends; a sum would count each one N times.
+    aggregator: 'first',
   });
   readonly splitWeight = new Gauge({
     name: METRIC.splitWeight,
     help: 'The configured (solved) share of a bucket routed to a pool, normalised per bucket.',
     labelNames: ['namespace', 'service', 'input_le', 'output_le', 'pool'] as const,
     registers: [this.registry],
+    // --workers: the same configuration in every worker (counters and in-flight are summed).
+    aggregator: 'first',
   });
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {

@@ -39,6 +39,11 @@ export interface StartRouterOptions {
   port?: number;
   /** Serve /metrics on its own port (then not on the main one); default: on the main port. */
   metricsPort?: number;
+  /**
+   * false: serve no /metrics at all — a worker of `melangectl router --workers N`, whose primary serves the
+   * workers' metrics summed on the metrics port (src/cli/router-cluster.ts). Default true.
+   */
+  serveMetrics?: boolean;
   metricsHost?: string;
   maxBodyBytes?: number;
   shutdownGraceMs?: number;
@@ -223,7 +228,7 @@ class Router {
       const pools = Object.fromEntries(this.live.backends.readyCounts());
       return sendJson(res, ready ? 200 : 503, { ready, draining: this.draining, pools });
     }
-    if (path === '/metrics' && this.o.metricsPort === undefined) {
+    if (path === '/metrics' && this.o.metricsPort === undefined && this.o.serveMetrics !== false) {
       if (method !== 'GET' && method !== 'HEAD') return this.proxy.reject(res, 405, 'method', 'use GET for /metrics');
       void this.serveMetrics(res);
       return;

@@ -69,6 +69,7 @@ logLevel: debug
 maxBodyBytes: 1048576
 shutdownGraceMs: 60000
 preStopSleepSeconds: 0
+workers: 4
 resources:
   requests: {cpu: 500m, memory: 256Mi}
   limits: {cpu: 2, memory: 1Gi}
@@ -176,6 +177,16 @@ describe('buildRouterDeployment: a production Deployment', () => {
     for (const flag of (c.args as string[]).filter((a) => a.startsWith('--'))) expect(ROUTER_USAGE, flag).toContain(`${flag} `);
   });
 
+  it('--workers only when more than one (a one-process router keeps its args and settings hash), and the CLI takes it', async () => {
+    expect(c.args as string[]).not.toContain('--workers');
+    const multi = ((buildRouterDeployment(svc, routerDefaults({ image: 'img:1', workers: 3 })).spec.template.spec as Obj).containers[0]) as { args: string[] };
+    expect(multi.args.slice(-2)).toEqual(['--workers', '3']);
+    expect(ROUTER_USAGE).toContain('--workers ');
+    expect(parseRouterDefaults('workers: 0').ok).toBe(false);
+    const r = parseRouterDefaults('workers: 0');
+    if (!r.ok) expect(r.errors.join('\n')).toMatch(/workers/);
+  });
+
   it('the router CLI parses those args (it only fails on the missing config file, before listening)', async () => {
     const missing = join(tmp, 'no-router-config.yaml');
     const args = (c.args as string[]).map((a) => (a === '/etc/melange-router/config.yaml' ? missing : a === '0.0.0.0' ? '127.0.0.1' : a));
@@ -235,7 +246,7 @@ describe('buildRouterDeployment: a production Deployment', () => {
     const hash = (x: typeof d) => (x.spec.template.metadata.annotations as Record<string, string>)[ROUTER_SETTINGS_HASH_ANNOTATION];
     expect(hash(d)).toMatch(/^[0-9a-f]{16}$/);
     expect(buildRouterDeployment(svc, routerDefaults({ image: 'img:1' }))).toEqual(d); // pure, deterministic
-    const changes = [{ image: 'img:2' }, { logLevel: 'debug' as const }, { resources: { requests: { cpu: '1' } } }, { maxBodyBytes: 2048 }, { imagePullPolicy: 'Always' as const }];
+    const changes = [{ image: 'img:2' }, { workers: 2 }, { logLevel: 'debug' as const }, { resources: { requests: { cpu: '1' } } }, { maxBodyBytes: 2048 }, { imagePullPolicy: 'Always' as const }];
     for (const over of changes) {
       const other = buildRouterDeployment(svc, routerDefaults({ image: 'img:1', ...over }));
       expect(hash(other), JSON.stringify(over)).not.toBe(hash(d));
