@@ -43,7 +43,8 @@
 // non-zero only if something broke (a process died, requests failed).
 //
 // Knobs (environment): BENCH_STREAMS (200), BENCH_SECONDS (90), BENCH_WARMUP_S (10), BENCH_PROBE_INTERVAL_MS (10),
-// BENCH_EMULATORS (2), BENCH_BG_SPEED (1), BENCH_PROBE_SPEED (100), BENCH_SEED (1), BENCH_KEEP=1 (keep logs).
+// BENCH_EMULATORS (2), BENCH_BG_SPEED (1), BENCH_PROBE_SPEED (100), BENCH_SEED (1), BENCH_ROUTER_WORKERS (1: the
+// router's --workers; router CPU is then summed over the primary and its workers), BENCH_KEEP=1 (keep logs).
 
 import { readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -55,7 +56,7 @@ import { PAPER_BUCKETS } from '../src/api/catalog.js';
 import { mulberry32 } from '../src/common/random.js';
 import { percentile, requestBody } from '../src/loadgen/index.js';
 import type { RouterConfigInput } from '../src/router/config.js';
-import { benchDir, cleanup, cpuSeconds, startEmulatorProcess, startRouterProcess, startScriptProcess, stopAllOnSignal, stopBenchProcess } from './support/processes.js';
+import { benchDir, cleanup, cpuSeconds, cpuSecondsTree, startEmulatorProcess, startRouterProcess, startScriptProcess, stopAllOnSignal, stopBenchProcess } from './support/processes.js';
 
 const envNum = (name: string, dflt: number): number => {
   const v = process.env[name];
@@ -70,6 +71,7 @@ const EMULATORS = Math.round(envNum('BENCH_EMULATORS', 2));
 const BG_SPEED = envNum('BENCH_BG_SPEED', 1);
 const PROBE_SPEED = envNum('BENCH_PROBE_SPEED', 100);
 const SEED = Math.round(envNum('BENCH_SEED', 1));
+const ROUTER_WORKERS = Math.round(envNum('BENCH_ROUTER_WORKERS', 1));
 const TARGET_P99_MS = 2;
 const MAX_PROBES = 100_000; // loop bound, far above what BENCH_SECONDS allows
 const GPU = 'H100-80GB';
@@ -195,6 +197,7 @@ async function background(url: URL, streams: number, seed: number, maxSeconds: n
 
 async function main(): Promise<number> {
   log(`Mélange router overhead benchmark — node ${process.version}, ${availableParallelism()} cores, load average ${load()}`);
+  log(`router: ${ROUTER_WORKERS === 1 ? 'one process' : `--workers ${ROUTER_WORKERS}`}`);
   log(`background: ${STREAMS} concurrent streams through the router to ${EMULATORS} x ${GPU} emulator(s) at --speed ${BG_SPEED}`);
   log(`probes: ${PROBE_INPUT}-token prompt, ${PROBE_OUTPUT} output tokens, every ${PROBE_INTERVAL_MS} ms for ${SECONDS} s, alternately direct and routed (ABBA) to one ${GPU} emulator at --speed ${PROBE_SPEED}`);
   log('all times are real (wall-clock) milliseconds measured by this client');
@@ -219,7 +222,7 @@ async function main(): Promise<number> {
     };
     const configFile = join(dir, 'router.yaml');
     writeFileSync(configFile, stringify(config));
-    const router = await startRouterProcess({ name: 'router', configFile, logDir: dir });
+    const router = await startRouterProcess({ name: 'router', configFile, logDir: dir, workers: ROUTER_WORKERS });
     const routerUrl = new URL(router.url);
     const probeUrl = new URL(probeEmu.url);
 
@@ -257,7 +260,7 @@ async function main(): Promise<number> {
     // ---- probes
     const loadBefore = load();
     const c0 = process.cpuUsage();
-    const r0 = cpuSeconds(router.pid) ?? 0;
+    const r0 = cpuSecondsTree(router.pid) ?? 0;
     const e0 = bgEmus.reduce((s, e) => s + (cpuSeconds(e.pid) ?? 0), 0);
     const p0 = cpuSeconds(probeEmu.pid) ?? 0;
     bgProc.proc.assertRunning();
@@ -284,7 +287,7 @@ async function main(): Promise<number> {
     clearInterval(progress);
     const wall = (performance.now() - start) / 1000;
     const c1 = process.cpuUsage(c0);
-    const routerCpu = (cpuSeconds(router.pid) ?? r0) - r0;
+    const routerCpu = (cpuSecondsTree(router.pid) ?? r0) - r0;
     const bgEmuCpu = bgEmus.reduce((s, e) => s + (cpuSeconds(e.pid) ?? 0), 0) - e0;
     const probeEmuCpu = (cpuSeconds(probeEmu.pid) ?? p0) - p0;
     const bgCpu = (cpuSeconds(bgProc.pid) ?? b0) - b0;

@@ -7,7 +7,7 @@
  * the groups started here (SIGTERM, then SIGKILL after the grace period); `killTrackedOnExit()` is the backstop
  * if the benchmark is interrupted.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO_ROOT, repoPath } from '../../test/support/paths.js';
@@ -93,12 +93,15 @@ export interface RouterProcessOptions {
   logDir: string;
   /** Seed of routing.strategy=random. */
   seed?: number;
+  /** `--workers N` (> 1 also opens a metrics port, which the primary needs). */
+  workers?: number;
 }
 
 /** One `melangectl router` process on 127.0.0.1, a free port; resolves once /readyz says ready. */
 export async function startRouterProcess(o: RouterProcessOptions): Promise<BenchProcess> {
   const args = ['router', '--config', o.configFile, '--host', '127.0.0.1', '--port', '0', '--log-level', 'info', '--shutdown-grace-ms', '1000'];
   if (o.seed !== undefined) args.push('--seed', String(o.seed));
+  if (o.workers !== undefined && o.workers > 1) args.push('--workers', String(o.workers), '--metrics-port', '0');
   // BENCH_ROUTER_CPU_PROF=DIR: write a V8 CPU profile of the router to DIR when it stops (chrome://inspect,
   // or `node --cpu-prof` tooling) — for finding what the router spends its time on.
   const prof = process.env['BENCH_ROUTER_CPU_PROF'];
@@ -177,6 +180,31 @@ export function stopAllOnSignal(): void {
   };
   process.once('SIGINT', handler);
   process.once('SIGTERM', handler);
+}
+
+/** Cumulative CPU seconds of a live process and all its descendants (a --workers router's workers); undefined if unreadable. */
+export function cpuSecondsTree(pid: number): number | undefined {
+  const own = cpuSeconds(pid);
+  if (own === undefined) return undefined;
+  const children = new Map<number, number[]>();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const raw = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const ppid = Number(raw.slice(raw.lastIndexOf(')') + 2).split(' ')[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(d)]);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  let total = 0;
+  const stack = [pid];
+  while (stack.length > 0) {
+    const p = stack.pop()!;
+    total += cpuSeconds(p) ?? 0;
+    stack.push(...(children.get(p) ?? []));
+  }
+  return total;
 }
 
 /** Cumulative CPU seconds (user + system) of a live process, from /proc; undefined if unreadable. */

@@ -148,7 +148,7 @@ export class RoutingProxy {
       previousPool = plan.pool;
       const backend = plan.backend;
       this.inflight(backend, +1);
-      const r = await this.upstream.send(backend, rawUrl, 'POST', req, upstreamBody, res, routing.connectTimeoutMs);
+      const r = await this.upstream.send({ backend, rawUrl, method: 'POST', req, body: upstreamBody, res, connectTimeoutMs: routing.connectTimeoutMs });
       if (r.kind === 'response') {
         relay(r.upRes, res, backend, { t0, stripUsage, cls }, this.relayHooks);
         return;
@@ -189,7 +189,7 @@ export class RoutingProxy {
       const ties = candidates.filter((b) => b.inflight === min);
       const backend = ties[this.tie++ % ties.length] as Backend;
       tried.add(backend.id);
-      const r = await this.upstream.send(backend, rawUrl, 'GET', req, undefined, res, snap.config.routing.connectTimeoutMs);
+      const r = await this.upstream.send({ backend, rawUrl, method: 'GET', req, body: undefined, res, connectTimeoutMs: snap.config.routing.connectTimeoutMs });
       if (r.kind === 'client-gone') return;
       if (r.kind === 'response') {
         res.writeHead(r.upRes.statusCode ?? 502, { ...responseHeaders(r.upRes.headers, false), 'x-melange-pool': backend.pool });

@@ -10,6 +10,19 @@ export type UpstreamResult =
   | { kind: 'failed'; error: Error; reusedSocket: boolean }
   | { kind: 'client-gone' };
 
+/** One request to one backend, on behalf of the client request `req` whose response is `res`. */
+export interface UpstreamAttempt {
+  backend: Backend;
+  /** Path and query as the client sent them (appended to the backend's base path). */
+  rawUrl: string;
+  method: string;
+  req: IncomingMessage;
+  /** The (possibly rewritten) body; undefined for a GET. */
+  body: Buffer | undefined;
+  res: ServerResponse;
+  connectTimeoutMs: number;
+}
+
 export class UpstreamClient {
   private readonly httpAgent = new http.Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 1024, scheduling: 'lifo' });
   private readonly httpsAgent = new https.Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 1024, scheduling: 'lifo' });
@@ -21,19 +34,11 @@ export class UpstreamClient {
    * soon as it is reused (a race inherent to HTTP keep-alive): that is resent on a fresh connection to the
    * same backend, not counted as a failed attempt (Node's documented `reusedSocket` pattern).
    */
-  async send(
-    backend: Backend,
-    rawUrl: string,
-    method: string,
-    req: IncomingMessage,
-    body: Buffer | undefined,
-    res: ServerResponse,
-    connectTimeoutMs: number,
-  ): Promise<UpstreamResult> {
+  async send(a: UpstreamAttempt): Promise<UpstreamResult> {
     for (let stale = 0; ; stale++) {
-      const r = await this.sendOnce(backend, rawUrl, method, req, body, res, connectTimeoutMs);
-      if (r.kind === 'failed' && r.reusedSocket && (r.error as NodeJS.ErrnoException).code === 'ECONNRESET' && stale < 2 && !res.destroyed) {
-        this.log.debug({ backend: backend.label }, 'kept-alive connection was closed by the backend; resending on a new one');
+      const r = await this.sendOnce(a);
+      if (r.kind === 'failed' && r.reusedSocket && (r.error as NodeJS.ErrnoException).code === 'ECONNRESET' && stale < 2 && !a.res.destroyed) {
+        this.log.debug({ backend: a.backend.label }, 'kept-alive connection was closed by the backend; resending on a new one');
         continue;
       }
       return r;
@@ -46,15 +51,7 @@ export class UpstreamClient {
     this.httpsAgent.destroy();
   }
 
-  private sendOnce(
-    backend: Backend,
-    rawUrl: string,
-    method: string,
-    req: IncomingMessage,
-    body: Buffer | undefined,
-    res: ServerResponse,
-    connectTimeoutMs: number,
-  ): Promise<UpstreamResult> {
+  private sendOnce({ backend, rawUrl, method, req, body, res, connectTimeoutMs }: UpstreamAttempt): Promise<UpstreamResult> {
     return new Promise((resolve) => {
       let settled = false;
       const settle = (r: UpstreamResult) => {
