@@ -47,6 +47,8 @@ export async function runClusterPrimary(o: ClusterPrimaryOptions): Promise<numbe
   const log = o.logger;
   const aggregator = new AggregatorRegistry();
   let stopping = false;
+  // Our own set: cluster.workers drops a worker only around its last of 'exit'/'disconnect', in either order.
+  const live = new Set<Worker>();
   const restarts: number[] = [];
   let failed = false;
 
@@ -78,9 +80,11 @@ export async function runClusterPrimary(o: ClusterPrimaryOptions): Promise<numbe
 
   const fork = (): Worker => {
     const w = cluster.fork();
+    live.add(w);
     w.on('exit', (code, signal) => {
+      live.delete(w);
       if (stopping) {
-        if (Object.keys(cluster.workers ?? {}).length === 0) stopAll(failed ? 1 : 0);
+        if (live.size === 0) stopAll(failed ? 1 : 0);
         return;
       }
       const now = Date.now();
@@ -101,19 +105,18 @@ export async function runClusterPrimary(o: ClusterPrimaryOptions): Promise<numbe
   const shutdown = async (reason: string) => {
     if (stopping) return;
     stopping = true;
-    log.info({ reason, workers: Object.keys(cluster.workers ?? {}).length }, 'stopping the router workers');
-    const live = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined);
-    if (live.length === 0) stopAll(failed ? 1 : 0);
+    log.info({ reason, workers: live.size }, 'stopping the router workers');
+    if (live.size === 0) stopAll(failed ? 1 : 0);
     for (const w of live) w.process.kill('SIGTERM');
     // A worker that does not finish its drain in time is killed; its streams are cut either way.
     const killer = setTimeout(() => {
-      for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGKILL');
+      for (const w of live) w.process.kill('SIGKILL');
     }, o.shutdownGraceMs + 5_000);
     killer.unref();
   };
 
   const onHup = () => {
-    for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGHUP');
+    for (const w of live) w.process.kill('SIGHUP');
   };
   process.on('SIGHUP', onHup);
   for (let i = 0; i < o.workers; i++) fork();
