@@ -21,6 +21,7 @@ import { repoPath } from '../support/paths.js';
 import { waitFor } from '../support/wait.js';
 
 const env = testEnv();
+const LATENCY = { overheadMillis: 30, prefillMillisPerToken: 0.4618, decodeStepMillis: 53, decodeMillisPerContextToken: 0.003333 };
 
 describe('operator: publishes the router (ConfigMap, per-pool Services, Deployment, Service)', () => {
   const ns = useTestNamespace('op-router');
@@ -33,7 +34,8 @@ describe('operator: publishes the router (ConfigMap, per-pool Services, Deployme
     kc = loadKubeConfig(env.kubeconfig);
     await applyCrdsFromDir(kc, repoPath('crds'));
     await applyCr(kc, tiny.pool);
-    await applyCr(kc, tiny.profile, ns.name);
+    // With a latency model: it must survive the API server (no pruning by the CRD schema) into the router config.
+    await applyCr(kc, { ...tiny.profile, spec: { ...(tiny.profile.spec as Record<string, unknown>), latency: LATENCY } }, ns.name);
   });
   afterAll(async () => {
     await stopOperators(ops);
@@ -68,7 +70,9 @@ describe('operator: publishes the router (ConfigMap, per-pool Services, Deployme
     expect(v.config.buckets).toEqual({ inputEdges: [1000], outputEdges: [500] });
     // DNS discovery of the pool's headless Service, relative to the cluster domain, on the port it publishes
     // (the template names no port: 8000).
-    expect(v.config.pools).toEqual([{ name: tiny.poolName, gpuType: 'TINY', dns: { name: `svc-${tiny.poolName}.${ns.name}.svc`, port: 8000, refreshMs: 5000 } }]);
+    expect(v.config.pools).toEqual([{ name: tiny.poolName, gpuType: 'TINY', dns: { name: `svc-${tiny.poolName}.${ns.name}.svc`, port: 8000, refreshMs: 5000 }, latency: LATENCY }]);
+    // one pool with a model: nowhere to redirect to, so no SLO guard
+    expect(v.config.routing.sloGuard).toBeUndefined();
     expect(v.config.split).toEqual(svc.status?.split);
 
     const uid = svc.metadata.uid;
