@@ -44,7 +44,7 @@
 //
 // Knobs (environment): BENCH_STREAMS (200), BENCH_SECONDS (90), BENCH_WARMUP_S (10), BENCH_PROBE_INTERVAL_MS (10),
 // BENCH_EMULATORS (2), BENCH_BG_SPEED (1), BENCH_PROBE_SPEED (100), BENCH_SEED (1), BENCH_ROUTER_WORKERS (1: the
-// router's --workers; router CPU is then summed over the primary and its workers), BENCH_KEEP=1 (keep logs).
+// router's --workers; router CPU is then summed over its process group), BENCH_KEEP=1 (keep logs).
 
 import { readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -56,7 +56,7 @@ import { PAPER_BUCKETS } from '../src/api/catalog.js';
 import { mulberry32 } from '../src/common/random.js';
 import { percentile, requestBody } from '../src/loadgen/index.js';
 import type { RouterConfigInput } from '../src/router/config.js';
-import { benchDir, cleanup, cpuSeconds, cpuSecondsTree, startEmulatorProcess, startRouterProcess, startScriptProcess, stopAllOnSignal, stopBenchProcess } from './support/processes.js';
+import { benchDir, cleanup, cpuSeconds, cpuSecondsOfGroup, startEmulatorProcess, startRouterProcess, startScriptProcess, stopAllOnSignal, stopBenchProcess } from './support/processes.js';
 
 const envNum = (name: string, dflt: number): number => {
   const v = process.env[name];
@@ -260,7 +260,7 @@ async function main(): Promise<number> {
     // ---- probes
     const loadBefore = load();
     const c0 = process.cpuUsage();
-    const r0 = cpuSecondsTree(router.pid) ?? 0;
+    const r0 = cpuSecondsOfGroup(router.pid) ?? 0;
     const e0 = bgEmus.reduce((s, e) => s + (cpuSeconds(e.pid) ?? 0), 0);
     const p0 = cpuSeconds(probeEmu.pid) ?? 0;
     bgProc.proc.assertRunning();
@@ -287,7 +287,7 @@ async function main(): Promise<number> {
     clearInterval(progress);
     const wall = (performance.now() - start) / 1000;
     const c1 = process.cpuUsage(c0);
-    const routerCpu = (cpuSecondsTree(router.pid) ?? r0) - r0;
+    const routerCpu = (cpuSecondsOfGroup(router.pid) ?? r0) - r0;
     const bgEmuCpu = bgEmus.reduce((s, e) => s + (cpuSeconds(e.pid) ?? 0), 0) - e0;
     const probeEmuCpu = (cpuSeconds(probeEmu.pid) ?? p0) - p0;
     const bgCpu = (cpuSeconds(bgProc.pid) ?? b0) - b0;

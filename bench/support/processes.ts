@@ -7,11 +7,11 @@
  * the groups started here (SIGTERM, then SIGKILL after the grace period); `killTrackedOnExit()` is the backstop
  * if the benchmark is interrupted.
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO_ROOT, repoPath } from '../../test/support/paths.js';
-import { killTrackedOnExit, startProcess, stopProcess, type ManagedProcess } from '../../test/support/processes.js';
+import { killTrackedOnExit, liveGroupMembers, startProcess, stopProcess, type ManagedProcess } from '../../test/support/processes.js';
 import { waitFor } from '../../test/support/wait.js';
 
 export interface BenchProcess {
@@ -182,29 +182,14 @@ export function stopAllOnSignal(): void {
   process.once('SIGTERM', handler);
 }
 
-/** Cumulative CPU seconds of a live process and all its descendants (a --workers router's workers); undefined if unreadable. */
-export function cpuSecondsTree(pid: number): number | undefined {
-  const own = cpuSeconds(pid);
-  if (own === undefined) return undefined;
-  const children = new Map<number, number[]>();
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const raw = readFileSync(`/proc/${d}/stat`, 'utf8');
-      const ppid = Number(raw.slice(raw.lastIndexOf(')') + 2).split(' ')[1]);
-      children.set(ppid, [...(children.get(ppid) ?? []), Number(d)]);
-    } catch {
-      // gone meanwhile
-    }
-  }
-  let total = 0;
-  const stack = [pid];
-  while (stack.length > 0) {
-    const p = stack.pop()!;
-    total += cpuSeconds(p) ?? 0;
-    stack.push(...(children.get(p) ?? []));
-  }
-  return total;
+/**
+ * Cumulative CPU seconds of a process started here and everything in its process group (a --workers router's
+ * workers inherit the primary's group); undefined if the group is gone.
+ */
+export function cpuSecondsOfGroup(pgid: number): number | undefined {
+  const members = liveGroupMembers(pgid);
+  if (members.length === 0) return undefined;
+  return members.reduce((sum, pid) => sum + (cpuSeconds(pid) ?? 0), 0);
 }
 
 /** Cumulative CPU seconds (user + system) of a live process, from /proc; undefined if unreadable. */

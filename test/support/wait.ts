@@ -39,3 +39,8 @@ export async function waitFor<T>(probe: () => Promise<T | undefined | false> | T
     await delay(Math.min(interval, Math.max(0, deadline - Date.now())));
   }
 }
+
+/** waitFor for a synchronous condition polled every 10 ms (in-process state: a router's backends, a source's list). */
+export async function until(cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+  await waitFor(cond, { what, timeoutMs, intervalMs: 10 });
+}

@@ -10,18 +10,11 @@ import { synthesizeText } from '../../../src/common/tokens.js';
 import { startEmulator, type RunningEmulator } from '../../../src/emulator/index.js';
 import { startRouter, type RouterHandle } from '../../../src/router/server.js';
 import { startDnsServer, type TestDnsServer } from '../../support/dns-server.js';
+import { delay, until } from '../../support/wait.js';
 
 const silent = pino({ level: 'silent' });
 const SEARCH = ['demo.svc.cluster.local', 'svc.cluster.local', 'cluster.local'];
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-async function until(cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
 
 describe('router with DNS discovery → emulators', () => {
   let dns: TestDnsServer;
@@ -96,7 +89,7 @@ describe('router with DNS discovery → emulators', () => {
 
   it('a DNS outage keeps the known backends serving', async () => {
     await dns.stop();
-    await sleep(400); // several refresh rounds (100 ms) fail
+    await delay(400); // several refresh rounds (100 ms) fail
     expect(router.backends().a10g).toEqual([{ url: small.url, inflight: 0 }]);
     expect(router.ready()).toBe(true);
     const r = await post(shortReq());

@@ -8,6 +8,7 @@ import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { backendUrls, candidateNames, DnsSource, parseResolvConf, type DnsSourceOptions } from '../../../src/router/dns.js';
 import { startDnsServer, type TestDnsServer } from '../../support/dns-server.js';
+import { delay, until } from '../../support/wait.js';
 
 // A pod's resolv.conf in namespace "llm" of a cluster whose domain is deliberately not cluster.local.
 const POD_RESOLV_CONF = `search llm.svc.corp.example svc.corp.example corp.example
@@ -18,14 +19,6 @@ const POD = parseResolvConf(POD_RESOLV_CONF);
 const FQDN = 'chat-l4.llm.svc.corp.example';
 const REFRESH = 60;
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-async function until(cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
 
 function captureLogger() {
   const lines: Array<Record<string, unknown>> = [];
@@ -195,7 +188,7 @@ describe('DnsSource against a DNS server on 127.0.0.1', () => {
     await s.start((u) => updates.push(u));
     await s.stop();
     const mark = dns.queries.length;
-    await sleep(REFRESH * 4);
+    await delay(REFRESH * 4);
     expect(dns.queries.length).toBe(mark);
 
     // A query the server never answers is in flight when stop() is called.
@@ -210,7 +203,7 @@ describe('DnsSource against a DNS server on 127.0.0.1', () => {
     expect(Date.now() - t0).toBeLessThan(1000);
     dns.set(FQDN, { a: ['10.0.0.5'] });
     const after = dns.queries.length;
-    await sleep(REFRESH * 4);
+    await delay(REFRESH * 4);
     expect(dns.queries.length).toBe(after);
     expect(late).toEqual([]);
   });
