@@ -23,7 +23,7 @@ import { useTestNamespace } from '../support/namespace.js';
 import { createPki } from '../support/pki.js';
 import { freePort } from '../support/ports.js';
 import { activeTargets, queryInstant, removeScrapeTargets, waitForQuery, writeScrapeTargets } from '../support/prometheus.js';
-import { startExporter, type TestExporter } from '../support/test-exporter.js';
+import { addRouterRequestsCounter, type RouterSeries, startExporter, type TestExporter } from '../support/test-exporter.js';
 import { waitFor } from '../support/wait.js';
 import { PrometheusClient } from '../../src/workload/prometheus-client.js';
 import { labelMatcher, selector } from '../../src/workload/promql.js';
@@ -68,38 +68,21 @@ const routerService = (name = 'chat') =>
   });
 
 function routerRegistry(t0: number): Registry {
-  const registry = new Registry();
-  const elapsed = () => Math.min(Date.now() - t0, MAX_RUN_MS) / 1000;
-  const series: { labels: Record<string, string>; rate: number }[] = [];
+  const series: RouterSeries[] = [];
   JOINT.forEach((row, i) =>
     row.forEach((w, j) => {
       for (const pool of ['a10g', 'a100']) {
         series.push({
-          labels: { namespace: NAMESPACE, service: 'chat', input_le: String(INPUT_EDGES[i]), output_le: String(OUTPUT_EDGES[j]), pool, code: '200' },
+          labels: { namespace: NAMESPACE, service: 'chat', input_le: String(INPUT_EDGES[i]), output_le: String(OUTPUT_EDGES[j]), pool },
           rate: (ROUTER_RATE * w) / 2,
         });
       }
     }),
   );
-  series.push({ labels: { namespace: NAMESPACE, service: 'chat', input_le: '77', output_le: '100', pool: 'a10g', code: '200' }, rate: UNKNOWN_RATE });
-  series.push({ labels: { namespace: NAMESPACE, service: 'decoy', input_le: '4000', output_le: '500', pool: 'a100', code: '200' }, rate: 50 });
-  const emitted = new Map<string, number>();
-  new Counter({
-    name: 'melange_router_requests_total',
-    help: 'Requests by size bucket (test exporter)',
-    labelNames: ['namespace', 'service', 'input_le', 'output_le', 'pool', 'code'] as const,
-    registers: [registry],
-    collect() {
-      const t = elapsed();
-      for (const s of series) {
-        const key = JSON.stringify(s.labels);
-        const target = s.rate * t;
-        const delta = target - (emitted.get(key) ?? 0);
-        if (delta > 0) this.inc(s.labels, delta);
-        emitted.set(key, target);
-      }
-    },
-  });
+  series.push({ labels: { namespace: NAMESPACE, service: 'chat', input_le: '77', output_le: '100', pool: 'a10g' }, rate: UNKNOWN_RATE });
+  series.push({ labels: { namespace: NAMESPACE, service: 'decoy', input_le: '4000', output_le: '500', pool: 'a100' }, rate: 50 });
+  const registry = new Registry();
+  addRouterRequestsCounter(registry, series, () => Math.min(Date.now() - t0, MAX_RUN_MS) / 1000);
   return registry;
 }
 

@@ -56,13 +56,11 @@ export interface RouterSeries {
 }
 
 /**
- * An exporter of the router's `melange_router_requests_total` whose counters grow exactly linearly at the given
- * rates: computed at scrape time from the elapsed time (value = rate × elapsed, capped at `maxRunMs` so nothing
- * grows unboundedly), so no timers and no drift, and a restarted Prometheus sees the same straight lines.
+ * Registers the router's `melange_router_requests_total` on `registry`, each series growing exactly linearly at
+ * its rate: computed at scrape time from `elapsedSeconds()` (value = rate × elapsed), so no timers and no drift,
+ * and a restarted Prometheus sees the same straight lines. Every series exists from the first scrape.
  */
-export async function startRouterExporter(series: RouterSeries[], maxRunMs = 600_000): Promise<TestExporter> {
-  const registry = new Registry();
-  const t0 = Date.now();
+export function addRouterRequestsCounter(registry: Registry, series: RouterSeries[], elapsedSeconds: () => number): void {
   const emitted = new Map<string, number>();
   new Counter({
     name: 'melange_router_requests_total',
@@ -70,17 +68,24 @@ export async function startRouterExporter(series: RouterSeries[], maxRunMs = 600
     labelNames: ['namespace', 'service', 'input_le', 'output_le', 'pool', 'code'] as const,
     registers: [registry],
     collect() {
-      const elapsed = Math.min(Date.now() - t0, maxRunMs) / 1000;
+      const elapsed = elapsedSeconds();
       for (const s of series) {
         const labels = { pool: 'a', code: '200', ...s.labels };
         const key = JSON.stringify(labels);
         const target = s.rate * elapsed;
         const delta = target - (emitted.get(key) ?? 0);
         if (delta > 0) this.inc(labels, delta);
-        else if (!emitted.has(key)) this.inc(labels, 0); // the series exists from the first scrape
+        else if (!emitted.has(key)) this.inc(labels, 0);
         emitted.set(key, target);
       }
     },
   });
+}
+
+/** An exporter of linearly growing router request counters (addRouterRequestsCounter), capped at `maxRunMs`. */
+export async function startRouterExporter(series: RouterSeries[], maxRunMs = 600_000): Promise<TestExporter> {
+  const registry = new Registry();
+  const t0 = Date.now();
+  addRouterRequestsCounter(registry, series, () => Math.min(Date.now() - t0, maxRunMs) / 1000);
   return startExporter(registry);
 }
