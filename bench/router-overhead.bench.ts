@@ -39,24 +39,30 @@
 // moved by +33 ms), not time spent in the router. The probes keep the router at 200 concurrent streams (the condition
 // that matters for its event loop) while the request being timed meets an idle, fast emulator in both modes.
 //
+// Baseline in the same run (BENCH_RELAYS, default `router,bare`): the whole procedure — its own background
+// process, warm-up, probes — is repeated with the router replaced by a bare relay (bench/support/bare-relay.ts:
+// read the body, forward it over keep-alive, stream the answer chunk by chunk; no parsing, classification,
+// metrics or usage taps). Its added latency is the floor of any relay written in Node on this machine under the
+// same load; the ratio router / bare relay says how much of the added latency is the router's own work.
+//
 // PASS/FAIL: p99 added TTFT <= 2 ms (the point estimate; read it with the interval next to it). Exit status
 // non-zero only if something broke (a process died, requests failed).
 //
 // Knobs (environment): BENCH_STREAMS (200), BENCH_SECONDS (90), BENCH_WARMUP_S (10), BENCH_PROBE_INTERVAL_MS (10),
 // BENCH_EMULATORS (2), BENCH_BG_SPEED (1), BENCH_PROBE_SPEED (100), BENCH_SEED (1), BENCH_ROUTER_WORKERS (1: the
-// router's --workers; router CPU is then summed over its process group), BENCH_KEEP=1 (keep logs).
+// router's --workers; router CPU is then summed over its process group), BENCH_RELAYS (`router,bare`: which relays,
+// in that order), BENCH_KEEP=1 (keep logs).
 
 import { readFileSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
 import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { PAPER_BUCKETS } from '../src/api/catalog.js';
-import { mulberry32 } from '../src/common/random.js';
-import { percentile, requestBody } from '../src/loadgen/index.js';
+import { requestBody } from '../src/loadgen/index.js';
 import type { RouterConfigInput } from '../src/router/config.js';
-import { benchDir, cleanup, cpuSeconds, cpuSecondsOfGroup, startEmulatorProcess, startRouterProcess, startScriptProcess, stopAllOnSignal, stopBenchProcess } from './support/processes.js';
+import { agent, type BgStats, bootstrapDiff, delay, PROBE_HEADER, quantile as q, runBackground, send } from './support/overhead-probes.js';
+import { type BenchProcess, benchDir, cleanup, cpuSeconds, cpuSecondsOfGroup, startBareRelayProcess, startEmulatorProcess, startRouterProcess, startScriptProcess, stopAllOnSignal, stopBenchProcess } from './support/processes.js';
 
 const envNum = (name: string, dflt: number): number => {
   const v = process.env[name];
@@ -72,6 +78,7 @@ const BG_SPEED = envNum('BENCH_BG_SPEED', 1);
 const PROBE_SPEED = envNum('BENCH_PROBE_SPEED', 100);
 const SEED = Math.round(envNum('BENCH_SEED', 1));
 const ROUTER_WORKERS = Math.round(envNum('BENCH_ROUTER_WORKERS', 1));
+const RELAYS = parseRelays(process.env['BENCH_RELAYS'] ?? 'router,bare');
 const TARGET_P99_MS = 2;
 const MAX_PROBES = 100_000; // loop bound, far above what BENCH_SECONDS allows
 const GPU = 'H100-80GB';
@@ -80,164 +87,71 @@ const PROBE_OUTPUT = 8;
 const ABBA: Mode[] = ['direct', 'routed', 'routed', 'direct'];
 
 type Mode = 'direct' | 'routed';
+type Relay = 'router' | 'bare';
+
+function parseRelays(v: string): Relay[] {
+  const out = v.split(',').map((x) => x.trim()).filter((x) => x !== '');
+  const bad = out.filter((x) => x !== 'router' && x !== 'bare');
+  if (out.length === 0 || bad.length > 0) throw new Error(`BENCH_RELAYS: expected a comma-separated list of "router" and "bare", got "${v}"`);
+  return out as Relay[];
+}
 
 const log = (s = ''): void => { process.stdout.write(`${s}\n`); };
 const f2 = (v: number | undefined): string => (v === undefined || !Number.isFinite(v) ? '-' : v.toFixed(2));
 const load = (): string => loadavg().map((v) => v.toFixed(2)).join(' ');
 
-const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 1024, scheduling: 'lifo' });
+/** Added latency (routed − direct) of one phase, TTFT and whole probe, p50 and p99 with their 95% intervals. */
+interface PhaseResult {
+  relay: Relay;
+  ttft: Added;
+  whole: Added;
+  relayCpuShare: number;
+  failures: string[];
+}
+interface Added { p50: number; p99: number; ci50: [number, number]; ci99: [number, number] }
 
-/** One streaming chat request; resolves with its timings, rejects on any failure (status, cut stream). */
-function send(url: URL, body: Buffer, onChunk?: () => void): Promise<{ ttftMs: number; latencyMs: number }> {
-  return new Promise((resolve, reject) => {
-    const t0 = performance.now();
-    let first: number | undefined;
-    let tail = '';
-    const req = http.request(
-      { hostname: url.hostname, port: url.port, path: '/v1/chat/completions', method: 'POST', agent,
-        headers: { 'content-type': 'application/json', 'content-length': body.length, accept: 'text/event-stream' } },
-      (res) => {
-        res.on('data', (c: Buffer) => {
-          if (first === undefined) first = performance.now();
-          onChunk?.();
-          tail = (tail + c.toString('latin1')).slice(-64);
-        });
-        res.on('end', () => {
-          const t1 = performance.now();
-          if (res.statusCode !== 200) reject(new Error(`HTTP ${res.statusCode}: ${tail}`));
-          else if (!tail.includes('data: [DONE]')) reject(new Error('stream ended without [DONE]'));
-          else resolve({ ttftMs: (first ?? t1) - t0, latencyMs: t1 - t0 });
-        });
-        res.on('error', reject);
-      },
-    );
-    req.setTimeout(120_000, () => req.destroy(new Error('request timeout (120 s)')));
-    req.on('error', reject);
-    req.end(body);
-  });
+interface Emulators { background: BenchProcess[]; probe: BenchProcess }
+
+/** Starts the relay under test: the router with the probe bucket split to pool `probe`, or the bare relay. */
+async function startRelay(relay: Relay, emus: Emulators, dir: string): Promise<BenchProcess> {
+  if (relay === 'bare') return startBareRelayProcess({ name: 'bare-relay', probeUrl: emus.probe.url, backgroundUrls: emus.background.map((e) => e.url), logDir: dir });
+  const { inputEdges, outputEdges } = PAPER_BUCKETS;
+  const config: RouterConfigInput = {
+    service: { namespace: 'bench', name: 'overhead' },
+    buckets: { inputEdges: [...inputEdges], outputEdges: [...outputEdges] },
+    split: inputEdges.flatMap((_, i) => outputEdges.map((_, o) => ({ input: i, output: o, weights: { [i === 0 && o === 0 ? 'probe' : 'h100']: 1 } }))),
+    pools: [
+      { name: 'h100', gpuType: GPU, backends: emus.background.map((e) => e.url) },
+      { name: 'probe', gpuType: GPU, backends: [emus.probe.url] },
+    ],
+  };
+  const configFile = join(dir, 'router.yaml');
+  writeFileSync(configFile, stringify(config));
+  return startRouterProcess({ name: 'router', configFile, logDir: dir, workers: ROUTER_WORKERS });
 }
 
-const sorted = (xs: readonly number[]): number[] => [...xs].sort((a, b) => a - b);
-const q = (xs: readonly number[], p: number): number => percentile(sorted(xs), p) ?? NaN;
+/** One phase: background load through `relayProc`, warm-up, then the ABBA probes; prints its figures. */
+async function runPhase(relay: Relay, relayProc: BenchProcess, emus: Emulators, dir: string): Promise<PhaseResult> {
+  const name = relay === 'router' ? (ROUTER_WORKERS === 1 ? 'router (one process)' : `router (--workers ${ROUTER_WORKERS})`) : 'bare relay (floor)';
+  log('');
+  log(`=== ${name}`);
+  const relayUrl = new URL(relayProc.url);
+  const probeUrl = new URL(emus.probe.url);
+  const failures: string[] = [];
 
-/** Bootstrap 95% interval of quantile_p(routed) − quantile_p(direct). */
-function bootstrapDiff(routed: readonly number[], direct: readonly number[], p: number, rounds = 300): [number, number] {
-  const rnd = mulberry32(SEED + 7);
-  const resample = (xs: readonly number[]) => {
-    const out = new Array<number>(xs.length);
-    for (let i = 0; i < xs.length; i++) out[i] = xs[Math.floor(rnd() * xs.length)]!;
+  // ---- background: STREAMS closed-loop workers through the relay, in their own process
+  const maxBgSeconds = WARMUP_S + SECONDS + 120;
+  const bgProc = startScriptProcess(`background-${relay}`, fileURLToPath(import.meta.url), ['--background', relayProc.url, String(STREAMS), String(SEED), String(maxBgSeconds)], dir);
+  const bgStats = (): BgStats[] => {
+    const out: BgStats[] = [];
+    for (const line of readFileSync(bgProc.proc.record.logFile, 'utf8').split('\n')) {
+      if (!line.startsWith('{"bg":')) continue;
+      try { out.push((JSON.parse(line) as { bg: BgStats }).bg); } catch { /* partial line */ }
+    }
     return out;
   };
-  const diffs: number[] = [];
-  for (let r = 0; r < rounds; r++) diffs.push(q(resample(routed), p) - q(resample(direct), p));
-  diffs.sort((a, b) => a - b);
-  return [percentile(diffs, 2.5)!, percentile(diffs, 97.5)!];
-}
-
-const delay = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-interface BgStats {
-  /** ms since the background process started. */
-  t: number;
-  open: number;
-  /** Fewest / most streams open during the last interval. */
-  minOpen: number;
-  maxOpen: number;
-  done: number;
-  chunks: number;
-  failures: number;
-  firstFailure?: string;
-}
-
-/**
- * Background mode (`--background URL STREAMS SEED MAX_SECONDS`): STREAMS closed-loop workers through the router;
- * a `{"bg": BgStats}` line on stdout every 500 ms; exits after MAX_SECONDS or on SIGTERM.
- */
-async function background(url: URL, streams: number, seed: number, maxSeconds: number): Promise<number> {
-  const rnd = mulberry32(seed);
-  const bodies: Buffer[] = [];
-  for (let i = 0; i < 1024; i++) {
-    const input = 100 + Math.floor(rnd() * 201);
-    const output = 32 + Math.floor(rnd() * 65);
-    bodies.push(Buffer.from(JSON.stringify(requestBody('chat', input, output, { stream: true, variant: i }))));
-  }
-  const t0 = performance.now();
-  const end = t0 + maxSeconds * 1000;
-  const st: BgStats = { t: 0, open: 0, minOpen: Infinity, maxOpen: 0, done: 0, chunks: 0, failures: 0 };
-  const onChunk = () => { st.chunks++; };
-  const report = setInterval(() => {
-    st.t = performance.now() - t0;
-    process.stdout.write(`${JSON.stringify({ bg: { ...st, minOpen: Math.min(st.minOpen, st.open) } })}\n`);
-    st.minOpen = st.open;
-    st.maxOpen = st.open;
-  }, 500);
-  process.once('SIGTERM', () => process.exit(0));
-  const worker = async (w: number) => {
-    await delay((w / streams) * 2000); // stagger, so the streams do not move in lock-step
-    let k = w * 37;
-    while (performance.now() < end && st.failures < 100) {
-      st.open++;
-      st.maxOpen = Math.max(st.maxOpen, st.open);
-      try {
-        await send(url, bodies[k++ % bodies.length]!, onChunk);
-        st.done++;
-      } catch (err) {
-        st.failures++;
-        st.firstFailure ??= (err as Error).message;
-      } finally {
-        st.open--;
-        st.minOpen = Math.min(st.minOpen, st.open);
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: streams }, (_, w) => worker(w)));
-  clearInterval(report);
-  return 0;
-}
-
-async function main(): Promise<number> {
-  log(`Mélange router overhead benchmark — node ${process.version}, ${availableParallelism()} cores, load average ${load()}`);
-  log(`router: ${ROUTER_WORKERS === 1 ? 'one process' : `--workers ${ROUTER_WORKERS}`}`);
-  log(`background: ${STREAMS} concurrent streams through the router to ${EMULATORS} x ${GPU} emulator(s) at --speed ${BG_SPEED}`);
-  log(`probes: ${PROBE_INPUT}-token prompt, ${PROBE_OUTPUT} output tokens, every ${PROBE_INTERVAL_MS} ms for ${SECONDS} s, alternately direct and routed (ABBA) to one ${GPU} emulator at --speed ${PROBE_SPEED}`);
-  log('all times are real (wall-clock) milliseconds measured by this client');
-  stopAllOnSignal();
-  const dir = benchDir('router');
-  let broken = false;
-  const bgFailures: string[] = [];
-  const probeFailures: string[] = [];
+  const lastBg = (): BgStats | undefined => bgStats().at(-1);
   try {
-    const bgEmus = [];
-    for (let i = 0; i < EMULATORS; i++) bgEmus.push(await startEmulatorProcess({ name: `emu-bg-${i}`, gpu: GPU, speed: BG_SPEED, logDir: dir }));
-    const probeEmu = await startEmulatorProcess({ name: 'emu-probe', gpu: GPU, speed: PROBE_SPEED, logDir: dir });
-    const { inputEdges, outputEdges } = PAPER_BUCKETS;
-    const config: RouterConfigInput = {
-      service: { namespace: 'bench', name: 'overhead' },
-      buckets: { inputEdges: [...inputEdges], outputEdges: [...outputEdges] },
-      split: inputEdges.flatMap((_, i) => outputEdges.map((_, o) => ({ input: i, output: o, weights: { [i === 0 && o === 0 ? 'probe' : 'h100']: 1 } }))),
-      pools: [
-        { name: 'h100', gpuType: GPU, backends: bgEmus.map((e) => e.url) },
-        { name: 'probe', gpuType: GPU, backends: [probeEmu.url] },
-      ],
-    };
-    const configFile = join(dir, 'router.yaml');
-    writeFileSync(configFile, stringify(config));
-    const router = await startRouterProcess({ name: 'router', configFile, logDir: dir, workers: ROUTER_WORKERS });
-    const routerUrl = new URL(router.url);
-    const probeUrl = new URL(probeEmu.url);
-
-    // ---- background: STREAMS closed-loop workers through the router, in their own process
-    const maxBgSeconds = WARMUP_S + SECONDS + 120;
-    const bgProc = startScriptProcess('background', fileURLToPath(import.meta.url), ['--background', router.url, String(STREAMS), String(SEED), String(maxBgSeconds)], dir);
-    const bgStats = (): BgStats[] => {
-      const out: BgStats[] = [];
-      for (const line of readFileSync(bgProc.proc.record.logFile, 'utf8').split('\n')) {
-        if (!line.startsWith('{"bg":')) continue;
-        try { out.push((JSON.parse(line) as { bg: BgStats }).bg); } catch { /* partial line */ }
-      }
-      return out;
-    };
-    const lastBg = (): BgStats | undefined => bgStats().at(-1);
     const rampDeadline = performance.now() + 60_000;
     while ((lastBg()?.open ?? 0) < STREAMS && performance.now() < rampDeadline) {
       bgProc.proc.assertRunning();
@@ -250,9 +164,9 @@ async function main(): Promise<number> {
     bgProc.proc.assertRunning();
     for (let i = 0; performance.now() < warmEnd && i < 10_000; i++) {
       try {
-        await send(i % 2 === 0 ? probeUrl : routerUrl, probeBodies[i % probeBodies.length]!);
+        await send(i % 2 === 0 ? probeUrl : relayUrl, probeBodies[i % probeBodies.length]!, PROBE_HEADER);
       } catch (err) {
-        probeFailures.push(`warm-up: ${(err as Error).message}`);
+        failures.push(`warm-up: ${(err as Error).message}`);
       }
       await delay(PROBE_INTERVAL_MS);
     }
@@ -260,36 +174,34 @@ async function main(): Promise<number> {
     // ---- probes
     const loadBefore = load();
     const c0 = process.cpuUsage();
-    const r0 = cpuSecondsOfGroup(router.pid) ?? 0;
-    const e0 = bgEmus.reduce((s, e) => s + (cpuSeconds(e.pid) ?? 0), 0);
-    const p0 = cpuSeconds(probeEmu.pid) ?? 0;
+    const r0 = cpuSecondsOfGroup(relayProc.pid) ?? 0;
+    const e0 = emus.background.reduce((s, e) => s + (cpuSeconds(e.pid) ?? 0), 0);
+    const p0 = cpuSeconds(emus.probe.pid) ?? 0;
     bgProc.proc.assertRunning();
     const bg0 = lastBg();
     const b0 = cpuSeconds(bgProc.pid) ?? 0;
-    const samples: { mode: Mode; i: number; ttftMs: number; latencyMs: number }[] = [];
+    const samples: { mode: Mode; ttftMs: number; latencyMs: number }[] = [];
     const start = performance.now();
     const end = start + SECONDS * 1000;
     const progress = setInterval(() => log(`  ${((performance.now() - start) / 1000).toFixed(0)} s: ${samples.length} probes, ${lastBg()?.open ?? '?'} background streams open, load ${load()}`), 30_000);
     let routedProbes = 0;
-    for (let i = 0; i < MAX_PROBES && performance.now() < end && probeFailures.length < 20; i++) {
-      const due = start + i * PROBE_INTERVAL_MS;
-      const wait = due - performance.now();
+    for (let i = 0; i < MAX_PROBES && performance.now() < end && failures.length < 20; i++) {
+      const wait = start + i * PROBE_INTERVAL_MS - performance.now();
       if (wait > 0) await delay(wait);
       const mode = ABBA[i % ABBA.length]!;
       if (mode === 'routed') routedProbes++;
       try {
-        const r = await send(mode === 'direct' ? probeUrl : routerUrl, probeBodies[i % probeBodies.length]!);
-        samples.push({ mode, i, ...r });
+        samples.push({ mode, ...(await send(mode === 'direct' ? probeUrl : relayUrl, probeBodies[i % probeBodies.length]!, PROBE_HEADER)) });
       } catch (err) {
-        probeFailures.push(`${mode}: ${(err as Error).message}`);
+        failures.push(`${mode}: ${(err as Error).message}`);
       }
     }
     clearInterval(progress);
     const wall = (performance.now() - start) / 1000;
     const c1 = process.cpuUsage(c0);
-    const routerCpu = (cpuSecondsOfGroup(router.pid) ?? r0) - r0;
-    const bgEmuCpu = bgEmus.reduce((s, e) => s + (cpuSeconds(e.pid) ?? 0), 0) - e0;
-    const probeEmuCpu = (cpuSeconds(probeEmu.pid) ?? p0) - p0;
+    const relayCpu = (cpuSecondsOfGroup(relayProc.pid) ?? r0) - r0;
+    const bgEmuCpu = emus.background.reduce((s, e) => s + (cpuSeconds(e.pid) ?? 0), 0) - e0;
+    const probeEmuCpu = (cpuSeconds(emus.probe.pid) ?? p0) - p0;
     const bgCpu = (cpuSeconds(bgProc.pid) ?? b0) - b0;
     const window = bgStats().filter((b) => bg0 !== undefined && b.t > bg0.t);
     const bg1 = window.at(-1);
@@ -298,42 +210,72 @@ async function main(): Promise<number> {
     const openMin = Math.min(...window.map((b) => b.minOpen));
     const openMax = Math.max(...window.map((b) => b.maxOpen));
     const bgFailed = bg1?.failures ?? 0;
-    if (bgFailed > 0) bgFailures.push(bg1?.firstFailure ?? 'failure');
+    if (bgFailed > 0) failures.push(`background (${bgFailed}): ${bg1?.firstFailure ?? 'failure'}`);
     const loadAfter = load();
-    await stopBenchProcess(bgProc);
 
     // ---- analysis
     const D = samples.filter((s) => s.mode === 'direct');
     const R = samples.filter((s) => s.mode === 'routed');
-    log('');
-    log(`probes: ${samples.length} (${D.length} direct, ${R.length} routed), ${probeFailures.length} failed, over ${wall.toFixed(0)} s`);
-    log(`background during the probes: ${bgRequests} streams completed, ${bgChunkRate.toFixed(0)} SSE chunks/s through the router, open streams between ${openMin} and ${openMax}; ${bgFailed} failed`);
-    log(`CPU during the probes: router ${routerCpu.toFixed(1)} s (${((100 * routerCpu) / wall).toFixed(0)}% of a core; ${((1000 * routerCpu) / Math.max(1, bgRequests + routedProbes)).toFixed(2)} ms per request incl. its streamed chunks), background emulators ${bgEmuCpu.toFixed(1)} s, probe emulator ${probeEmuCpu.toFixed(1)} s, background client ${bgCpu.toFixed(1)} s, probe client ${((c1.user + c1.system) / 1e6).toFixed(1)} s`);
+    log(`probes: ${samples.length} (${D.length} direct, ${R.length} through the ${relay === 'router' ? 'router' : 'bare relay'}), ${failures.length} failed, over ${wall.toFixed(0)} s`);
+    log(`background during the probes: ${bgRequests} streams completed, ${bgChunkRate.toFixed(0)} SSE chunks/s through the relay, open streams between ${openMin} and ${openMax}; ${bgFailed} failed`);
+    log(`CPU during the probes: ${relay} ${relayCpu.toFixed(1)} s (${((100 * relayCpu) / wall).toFixed(0)}% of a core; ${((1000 * relayCpu) / Math.max(1, bgRequests + routedProbes)).toFixed(2)} ms per request incl. its streamed chunks), background emulators ${bgEmuCpu.toFixed(1)} s, probe emulator ${probeEmuCpu.toFixed(1)} s, background client ${bgCpu.toFixed(1)} s, probe client ${((c1.user + c1.system) / 1e6).toFixed(1)} s`);
     log(`load average ${loadBefore} → ${loadAfter} (${availableParallelism()} cores)`);
     if (D.length < 100 || R.length < 100) throw new Error('too few probes for percentiles');
     log('');
     log(`${''.padEnd(14)}${'direct p50'.padStart(11)}${'routed p50'.padStart(11)}  ${'added p50 [95% CI]'.padEnd(26)}${'direct p99'.padStart(11)}${'routed p99'.padStart(11)}  ${'added p99 [95% CI]'.padEnd(26)}ratio p50 / p99`);
-    const added: Record<string, [number, number]> = {};
-    for (const [label, get] of [['TTFT', (s: { ttftMs: number }) => s.ttftMs], ['whole probe', (s: { latencyMs: number }) => s.latencyMs]] as const) {
+    const added = (get: (s: { ttftMs: number; latencyMs: number }) => number, label: string): Added => {
       const d = D.map(get);
       const r = R.map(get);
       const d50 = q(d, 50), r50 = q(r, 50), d99 = q(d, 99), r99 = q(r, 99);
-      const ci50 = bootstrapDiff(r, d, 50);
-      const ci99 = bootstrapDiff(r, d, 99);
-      added[label] = [r50 - d50, r99 - d99];
-      log(`${label.padEnd(14)}${f2(d50).padStart(11)}${f2(r50).padStart(11)}  ${`${f2(r50 - d50)} [${f2(ci50[0])}, ${f2(ci50[1])}]`.padEnd(26)}` +
-        `${f2(d99).padStart(11)}${f2(r99).padStart(11)}  ${`${f2(r99 - d99)} [${f2(ci99[0])}, ${f2(ci99[1])}]`.padEnd(26)}${(r50 / d50).toFixed(2)} / ${(r99 / d99).toFixed(2)}`);
-    }
+      const a: Added = { p50: r50 - d50, p99: r99 - d99, ci50: bootstrapDiff(r, d, 50, SEED + 7), ci99: bootstrapDiff(r, d, 99, SEED + 7) };
+      log(`${label.padEnd(14)}${f2(d50).padStart(11)}${f2(r50).padStart(11)}  ${`${f2(a.p50)} [${f2(a.ci50[0])}, ${f2(a.ci50[1])}]`.padEnd(26)}` +
+        `${f2(d99).padStart(11)}${f2(r99).padStart(11)}  ${`${f2(a.p99)} [${f2(a.ci99[0])}, ${f2(a.ci99[1])}]`.padEnd(26)}${(r50 / d50).toFixed(2)} / ${(r99 / d99).toFixed(2)}`);
+      return a;
+    };
+    const ttft = added((s) => s.ttftMs, 'TTFT');
+    const whole = added((s) => s.latencyMs, 'whole probe');
     const dEven = D.filter((_, k) => k % 2 === 0).map((s) => s.ttftMs);
     const dOdd = D.filter((_, k) => k % 2 === 1).map((s) => s.ttftMs);
     log(`A/A noise floor (TTFT, direct vs direct, alternate direct probes, ${dEven.length} vs ${dOdd.length}): p50 ${f2(q(dEven, 50) - q(dOdd, 50))} ms, p99 ${f2(q(dEven, 99) - q(dOdd, 99))} ms`);
+    return { relay, ttft, whole, relayCpuShare: relayCpu / wall, failures };
+  } finally {
+    await stopBenchProcess(bgProc);
+  }
+}
+
+async function main(): Promise<number> {
+  log(`Mélange router overhead benchmark — node ${process.version}, ${availableParallelism()} cores, load average ${load()}`);
+  log(`relays, one after the other: ${RELAYS.map((r) => (r === 'router' ? `router (${ROUTER_WORKERS === 1 ? 'one process' : `--workers ${ROUTER_WORKERS}`})` : 'bare relay (baseline: the floor of a Node relay)')).join(', ')}`);
+  log(`background: ${STREAMS} concurrent streams through the relay to ${EMULATORS} x ${GPU} emulator(s) at --speed ${BG_SPEED}`);
+  log(`probes: ${PROBE_INPUT}-token prompt, ${PROBE_OUTPUT} output tokens, every ${PROBE_INTERVAL_MS} ms for ${SECONDS} s, alternately direct and through the relay (ABBA) to one ${GPU} emulator at --speed ${PROBE_SPEED}`);
+  log('all times are real (wall-clock) milliseconds measured by this client');
+  stopAllOnSignal();
+  const dir = benchDir('router');
+  let broken = false;
+  const results: PhaseResult[] = [];
+  try {
+    const background = [];
+    for (let i = 0; i < EMULATORS; i++) background.push(await startEmulatorProcess({ name: `emu-bg-${i}`, gpu: GPU, speed: BG_SPEED, logDir: dir }));
+    const emus: Emulators = { background, probe: await startEmulatorProcess({ name: 'emu-probe', gpu: GPU, speed: PROBE_SPEED, logDir: dir }) };
+    for (const relay of RELAYS) {
+      const proc = await startRelay(relay, emus, dir);
+      try {
+        results.push(await runPhase(relay, proc, emus, dir));
+      } finally {
+        await stopBenchProcess(proc);
+      }
+    }
     log('');
-    const [add50, add99] = added['TTFT']!;
-    log(`added latency per request (TTFT, routed − direct) at ${STREAMS} concurrent streams: p50 ${f2(add50)} ms, p99 ${f2(add99)} ms`);
-    log(`${add99 <= TARGET_P99_MS ? 'PASS' : 'FAIL'}  p99 added latency ${f2(add99)} ms <= ${TARGET_P99_MS} ms`);
-    if (probeFailures.length > 0 || bgFailures.length > 0) {
+    log(`added latency per request (TTFT, through the relay − direct) at ${STREAMS} concurrent streams:`);
+    for (const r of results) log(`  ${r.relay.padEnd(7)} p50 ${f2(r.ttft.p50)} ms [${f2(r.ttft.ci50[0])}, ${f2(r.ttft.ci50[1])}], p99 ${f2(r.ttft.p99)} ms [${f2(r.ttft.ci99[0])}, ${f2(r.ttft.ci99[1])}], CPU ${(100 * r.relayCpuShare).toFixed(0)}% of a core`);
+    const router = results.find((r) => r.relay === 'router');
+    const bare = results.find((r) => r.relay === 'bare');
+    if (router && bare) log(`ratio router / bare relay: p50 ${(router.ttft.p50 / bare.ttft.p50).toFixed(2)}, p99 ${(router.ttft.p99 / bare.ttft.p99).toFixed(2)}, CPU ${(router.relayCpuShare / bare.relayCpuShare).toFixed(2)}`);
+    for (const r of results) log(`${r.ttft.p99 <= TARGET_P99_MS ? 'PASS' : 'FAIL'}  ${r.relay === 'router' ? 'router' : 'bare relay (for reference)'}: p99 added latency ${f2(r.ttft.p99)} ms <= ${TARGET_P99_MS} ms`);
+    const failures = results.flatMap((r) => r.failures.map((f) => `${r.relay}: ${f}`));
+    if (failures.length > 0) {
       broken = true;
-      log(`ERROR: ${probeFailures.length} probe(s) and ${bgFailed} background stream(s) failed; first: ${[...probeFailures, ...bgFailures].slice(0, 3).join(' | ')}`);
+      log(`ERROR: ${failures.length} failure(s); first: ${failures.slice(0, 3).join(' | ')}`);
     }
   } catch (err) {
     broken = true;
@@ -350,7 +292,7 @@ const done = (code: number) => { process.exitCode = code; };
 const fail = (err: unknown) => { console.error(err); process.exitCode = 1; };
 if (process.argv[2] === '--background') {
   const [url, streams, seed, maxSeconds] = process.argv.slice(3);
-  background(new URL(url!), Number(streams), Number(seed), Number(maxSeconds)).then(done, fail);
+  runBackground(new URL(url!), Number(streams), Number(seed), Number(maxSeconds)).then(() => done(0), fail);
 } else {
   main().then(done, fail);
 }

@@ -1,13 +1,20 @@
 /**
  * Real `melangectl emulate` and `melangectl router` processes for the benchmarks, on 127.0.0.1 only.
  *
- * Each runs from the TypeScript sources (bench/support/melangectl.ts under tsx) in its own process group
+ * Each runs in its own process group
  * (test/support/processes.ts: detached, group-leader, pid + start time recorded), with `--port 0`; the URL is
  * read from the process's own "listening" log line, so there is no free-port race. `stopAll()` stops exactly
  * the groups started here (SIGTERM, then SIGKILL after the grace period); `killTrackedOnExit()` is the backstop
  * if the benchmark is interrupted.
+ *
+ * What runs (BENCH_BUILD): `dist` (default) compiles bench/support/melangectl.ts and bare-relay.ts with the sources
+ * they import by tsc (bench/tsconfig.processes.json, ~10 s, once per run, into node_modules/.cache so that the
+ * packages resolve) and runs the JavaScript under plain node, as the image does; `tsx` runs the TypeScript
+ * sources under tsx (its transform adds a naming helper call per closure; the router's CPU per request measured
+ * the same either way, but what is measured should be what ships).
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO_ROOT, repoPath } from '../../test/support/paths.js';
@@ -21,9 +28,35 @@ export interface BenchProcess {
   pid: number;
 }
 
-const ENTRY = repoPath('bench', 'support', 'melangectl.ts');
 const started: BenchProcess[] = [];
 let uninstall: (() => void) | undefined;
+
+type Build = 'dist' | 'tsx';
+const BUILD: Build = (() => {
+  const v = process.env['BENCH_BUILD'] ?? 'dist';
+  if (v !== 'dist' && v !== 'tsx') throw new Error(`BENCH_BUILD: expected "dist" or "tsx", got "${v}"`);
+  return v;
+})();
+let compiledDir: string | undefined;
+
+function removeCompiled(): void {
+  if (compiledDir !== undefined) rmSync(compiledDir, { recursive: true, force: true });
+  compiledDir = undefined;
+}
+
+/** How to start a script of bench/support (`name` without extension): node arguments before the script's own. */
+function scriptArgs(name: string): string[] {
+  if (BUILD === 'tsx') return ['--import', 'tsx', repoPath('bench', 'support', `${name}.ts`)];
+  if (compiledDir === undefined) {
+    const cache = repoPath('node_modules', '.cache');
+    mkdirSync(cache, { recursive: true });
+    const out = mkdtempSync(join(cache, 'melange-bench-'));
+    process.stdout.write('compiling the emulator, router and bare relay with tsc (BENCH_BUILD=dist) ...\n');
+    execFileSync(process.execPath, [repoPath('node_modules', 'typescript', 'bin', 'tsc'), '-p', repoPath('bench', 'tsconfig.processes.json'), '--outDir', out], { cwd: REPO_ROOT, stdio: 'inherit' });
+    compiledDir = out;
+  }
+  return [join(compiledDir, 'bench', 'support', `${name}.js`)];
+}
 
 /** A scratch directory for logs and config files (removed by `cleanup()` unless BENCH_KEEP=1). */
 export function benchDir(prefix: string): string {
@@ -35,7 +68,7 @@ function startCli(name: string, args: string[], logDir: string, nodeArgs: string
   return startProcess({
     name,
     command: process.execPath,
-    args: [...nodeArgs, '--import', 'tsx', ENTRY, ...args],
+    args: [...nodeArgs, ...scriptArgs('melangectl'), ...args],
     logFile: join(logDir, `${name}.log`),
     cwd: REPO_ROOT,
     env: { ...process.env, NO_PROXY: '127.0.0.1,localhost', no_proxy: '127.0.0.1,localhost' },
@@ -123,17 +156,31 @@ export async function startRouterProcess(o: RouterProcessOptions): Promise<Bench
 
 /** Any TypeScript file of the repository as a process (tsx), in its own process group; stopped by stopAll(). */
 export function startScriptProcess(name: string, file: string, args: string[], logDir: string): BenchProcess {
+  return startNodeProcess(name, ['--import', 'tsx', file, ...args], logDir);
+}
+
+function startNodeProcess(name: string, argv: string[], logDir: string): BenchProcess {
   uninstall ??= killTrackedOnExit();
   const proc = startProcess({
     name,
     command: process.execPath,
-    args: ['--import', 'tsx', file, ...args],
+    args: argv,
     logFile: join(logDir, `${name}.log`),
     cwd: REPO_ROOT,
     env: { ...process.env, NO_PROXY: '127.0.0.1,localhost', no_proxy: '127.0.0.1,localhost' },
   });
   const p: BenchProcess = { name, proc, url: '', pid: proc.record.pid };
   started.push(p);
+  return p;
+}
+
+/**
+ * The router-overhead benchmark's floor (bench/support/bare-relay.ts: a minimal Node relay, none of the router's
+ * work) as a process on 127.0.0.1, a free port; resolves with its URL once it listens.
+ */
+export async function startBareRelayProcess(o: { name: string; probeUrl: string; backgroundUrls: string[]; logDir: string }): Promise<BenchProcess> {
+  const p = startNodeProcess(o.name, [...scriptArgs('bare-relay'), o.probeUrl, ...o.backgroundUrls], o.logDir);
+  p.url = await urlFromLog(p.proc, /^listening on /, `bare relay ${o.name}`);
   return p;
 }
 
@@ -162,6 +209,7 @@ export async function cleanup(dir: string | undefined): Promise<string[]> {
   const errors = await stopAll();
   uninstall?.();
   uninstall = undefined;
+  removeCompiled();
   if (dir && process.env['BENCH_KEEP'] !== '1') rmSync(dir, { recursive: true, force: true });
   return errors;
 }
@@ -176,7 +224,10 @@ export function stopAllOnSignal(): void {
     if (stopping) return;
     stopping = true;
     process.stdout.write(`\n${sig}: stopping the benchmark's processes\n`);
-    void stopAll().finally(() => process.exit(130));
+    void stopAll().finally(() => {
+      removeCompiled();
+      process.exit(130);
+    });
   };
   process.once('SIGINT', handler);
   process.once('SIGTERM', handler);
