@@ -133,9 +133,14 @@ export function completionResponse(ids: ResponseIds, kind: ApiKind, text: string
   };
 }
 
-/** One stream chunk carrying `text` (and the finish reason on the last one). */
-export function streamChunk(ids: ResponseIds, kind: ApiKind, text: string, opts: { role?: boolean; finished?: boolean } = {}): unknown {
+/**
+ * One stream chunk carrying `text` (and the finish reason on the last one). With `includeUsage`
+ * (stream_options.include_usage) every chunk also carries `"usage": null`, as vLLM and OpenAI send it; the
+ * usage itself comes in the last chunk (usageChunk).
+ */
+export function streamChunk(ids: ResponseIds, kind: ApiKind, text: string, opts: { role?: boolean; finished?: boolean; includeUsage?: boolean } = {}): unknown {
   const finish_reason = opts.finished ? 'length' : null;
+  const usage = opts.includeUsage ? { usage: null } : {};
   if (kind === 'chat') {
     const delta: Record<string, string> = opts.role ? { role: 'assistant', content: text } : { content: text };
     return {
@@ -144,6 +149,7 @@ export function streamChunk(ids: ResponseIds, kind: ApiKind, text: string, opts:
       created: ids.created,
       model: ids.model,
       choices: [{ index: 0, delta, logprobs: null, finish_reason }],
+      ...usage,
     };
   }
   return {
@@ -152,6 +158,7 @@ export function streamChunk(ids: ResponseIds, kind: ApiKind, text: string, opts:
     created: ids.created,
     model: ids.model,
     choices: [{ index: 0, text, logprobs: null, finish_reason, stop_reason: null }],
+    ...usage,
   };
 }
 

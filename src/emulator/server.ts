@@ -159,7 +159,7 @@ export async function startEmulator(opts: EmulatorOptions): Promise<RunningEmula
         for (const t of tokens) chunk += outputTokenText(t.index);
         if (!p.stream) { text += chunk; generated += tokens.length; return; }
         const last = tokens[tokens.length - 1]!;
-        write(streamChunk(ids, kind, chunk, { role: generated === 0 && kind === 'chat', finished: last.finished }));
+        write(streamChunk(ids, kind, chunk, { role: generated === 0 && kind === 'chat', finished: last.finished, includeUsage: p.includeUsage }));
         generated += tokens.length;
       },
       onFinished(r) {

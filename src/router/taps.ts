@@ -43,6 +43,29 @@ export function eventData(event: string): string | undefined {
 }
 
 const USAGE_OBJECT = /"usage"\s*:\s*\{/;
+// Byte needles (Buffer.indexOf with a string argument converts it on every call).
+const DATA_FIELD = Buffer.from('data:');
+const NL_DATA_FIELD = Buffer.from('\ndata:');
+const USAGE_KEY = Buffer.from('"usage"');
+
+const isJsonSpace = (b: number | undefined) => b === 0x20 || b === 0x09 || b === 0x0a || b === 0x0d;
+
+/**
+ * Whether the raw bytes hold `"usage"` followed by `:` and `{` (JSON whitespace allowed) — the byte-level
+ * USAGE_OBJECT. vLLM, like OpenAI, sends `"usage":null` on every chunk once stream_options.include_usage is
+ * set (the router always sets it), so the usage chunk must be recognised without decoding every event.
+ */
+export function hasUsageObject(buf: Buffer): boolean {
+  for (let at = buf.indexOf(USAGE_KEY); at >= 0; at = buf.indexOf(USAGE_KEY, at + 1)) {
+    let i = at + USAGE_KEY.length;
+    while (isJsonSpace(buf[i])) i++;
+    if (buf[i] !== 0x3a) continue; // ':'
+    i++;
+    while (isJsonSpace(buf[i])) i++;
+    if (buf[i] === 0x7b) return true; // '{'
+  }
+  return false;
+}
 
 /** An unterminated event longer than this is forwarded unparsed. */
 export const MAX_PENDING_EVENT_BYTES = 1 << 20;
@@ -109,9 +132,14 @@ export class SseScanner {
   }
 
   private keep(event: Buffer): boolean {
-    if (!(event.indexOf('data:') === 0 || event.indexOf('\ndata:') >= 0)) return true; // comments, retry:, keep-alives
+    const startsWithData = event.length >= DATA_FIELD.length && event.compare(DATA_FIELD, 0, DATA_FIELD.length, 0, DATA_FIELD.length) === 0;
+    const laterData = event.indexOf(NL_DATA_FIELD);
+    if (!startsWithData && laterData < 0) return true; // comments, retry:, keep-alives
     if (this.events++ === 0) this.o.onFirstEvent?.();
-    if (event.indexOf('"usage"') < 0) return true;
+    // One data line (the usual case): its raw bytes are the JSON, so the byte check is exact. Several data
+    // lines are joined first (a line break may sit anywhere in the JSON).
+    if (laterData < 0 && !hasUsageObject(event)) return true;
+    if (event.indexOf(USAGE_KEY) < 0) return true;
     const data = eventData(event.toString('utf8'));
     // Only a usage *object* is worth parsing (vLLM sends "usage":null on the other chunks).
     if (data === undefined || !USAGE_OBJECT.test(data)) return true;

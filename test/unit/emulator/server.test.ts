@@ -67,12 +67,14 @@ describe('emulator HTTP server (in process, real sockets on 127.0.0.1)', () => {
     const chunks = events.slice(0, -1).map((e) => JSON.parse(e) as {
       object: string;
       choices: Array<{ delta: { role?: string; content?: string }; finish_reason: string | null }>;
-      usage?: { prompt_tokens: number; completion_tokens: number; total_tokens: number };
+      usage?: { prompt_tokens: number; completion_tokens: number; total_tokens: number } | null;
     });
     expect(chunks.every((c) => c.object === 'chat.completion.chunk')).toBe(true);
     expect(chunks[0]!.choices[0]!.delta.role).toBe('assistant');
     const usage = chunks.at(-1)!.usage!;
     expect(chunks.at(-1)!.choices).toEqual([]);
+    // Like vLLM and OpenAI: with include_usage every earlier chunk carries "usage": null.
+    expect(chunks.slice(0, -1).every((c) => c.usage === null)).toBe(true);
     expect(usage).toEqual({ prompt_tokens: 120 + 6, completion_tokens: 20, total_tokens: 146 });
     const text = chunks.flatMap((c) => c.choices.map((ch) => ch.delta.content ?? '')).join('');
     expect(estimateTokens(text)).toBe(20);

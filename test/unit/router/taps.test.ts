@@ -1,7 +1,7 @@
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { describe, expect, it } from 'vitest';
-import { eventData, eventEnd, JsonTap, SseTap } from '../../../src/router/taps.js';
+import { eventData, eventEnd, hasUsageObject, JsonTap, SseScanner, SseTap } from '../../../src/router/taps.js';
 
 async function through(tap: SseTap | JsonTap, chunks: (string | Buffer)[]): Promise<string> {
   const out: Buffer[] = [];
@@ -71,5 +71,44 @@ describe('JsonTap', () => {
     const tap = new JsonTap(50);
     expect(await through(tap, [body])).toBe(body);
     expect(tap.usage).toBeUndefined();
+  });
+});
+
+describe('hasUsageObject (the byte-level check before decoding an event)', () => {
+  const has = (s: string) => hasUsageObject(Buffer.from(s));
+  it('is true only when "usage" is followed by an object, JSON whitespace allowed', () => {
+    expect(has('data: {"choices":[],"usage":{"prompt_tokens":1}}\n\n')).toBe(true);
+    expect(has('data: {"usage" :\t{ }}\n\n')).toBe(true);
+    expect(has('data: {"choices":[{"delta":{"content":"x"}}],"usage":null}\n\n')).toBe(false);
+    expect(has('data: {"choices":[]}\n\n')).toBe(false);
+    expect(has('data: {"usage":')).toBe(false);
+  });
+  it('looks past a "usage" that is a string value to a later usage key', () => {
+    expect(has('data: {"choices":[{"delta":{"content":"usage"}}],"usage":{"prompt_tokens":2}}\n\n')).toBe(true);
+    expect(has('data: {"choices":[{"delta":{"content":"usage"}}],"usage":null}\n\n')).toBe(false);
+    // Escaped quotes inside content are not the key.
+    expect(has(`data: ${JSON.stringify({ choices: [{ delta: { content: '"usage":{' } }], usage: null })}\n\n`)).toBe(false);
+  });
+});
+
+describe('SseScanner with "usage": null on every chunk (vLLM with include_usage)', () => {
+  it('forwards the content chunks, reads and strips the usage chunk', () => {
+    const body = [
+      chunk({ choices: [{ delta: { content: 'a' } }], usage: null }),
+      chunk({ choices: [{ delta: { content: 'usage' } }], usage: null }),
+      usageChunk,
+      'data: [DONE]\n\n',
+    ];
+    const s = new SseScanner({ stripUsageChunk: true });
+    const out = Buffer.concat(body.map((b) => s.push(Buffer.from(b)) ?? Buffer.alloc(0)));
+    expect(out.toString('utf8')).toBe(body[0]! + body[1]! + body[3]!);
+    expect(s.usage).toEqual({ promptTokens: 120, completionTokens: 7 });
+    expect(s.events).toBe(4);
+  });
+  it('still reads a usage object split over several data lines', () => {
+    const s = new SseScanner({ stripUsageChunk: false });
+    const ev = 'data: {"choices":[],"usage":\ndata: {"prompt_tokens":3,"completion_tokens":4}}\n\n';
+    expect(s.push(Buffer.from(ev))?.toString('utf8')).toBe(ev);
+    expect(s.usage).toEqual({ promptTokens: 3, completionTokens: 4 });
   });
 });
