@@ -1,6 +1,6 @@
 // The controller layer: informers, work queue, reconcile, leader election, events, status writing.
 export * from './constants.js';
-export { loadKubeConfig, makeClients, httpStatusOf, isNotFound, isConflict, apiMessageOf, type KubeClients } from './kube.js';
+export { loadKubeConfig, makeClients, httpStatusOf, isNotFound, isConflict, isNamespaceTerminating, apiMessageOf, type KubeClients } from './kube.js';
 export { startInformer, keyOf, splitKey, type Informer, type InformerOptions } from './informer.js';
 export { WorkQueue, runWorkers, type ReconcileResult, type WorkerOptions } from './workqueue.js';
 export { LeaderElector, withTimeout, type LeaderElectorConfig, type LeadershipEnd } from './leader.js';

@@ -68,19 +68,35 @@ export function httpStatusOf(err: unknown): number | undefined {
 export const isNotFound = (e: unknown) => httpStatusOf(e) === 404;
 export const isConflict = (e: unknown) => httpStatusOf(e) === 409;
 
+/** A metav1.Status body of an API error: ApiException.body is raw JSON text or, by client version, parsed. */
+function statusBodyOf(err: unknown): { message?: unknown; details?: { causes?: unknown } } | undefined {
+  if (!(err instanceof ApiException)) return undefined;
+  const body: unknown = err.body;
+  if (typeof body === 'object' && body !== null) return body as never;
+  if (typeof body !== 'string') return undefined;
+  try {
+    const parsed: unknown = JSON.parse(body);
+    return typeof parsed === 'object' && parsed !== null ? (parsed as never) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The API server refused to create an object because its namespace is being deleted: 403 with the status cause
+ * `NamespaceTerminating` (client-go's errors.HasStatusCause(err, v1.NamespaceTerminatingCause)).
+ */
+export function isNamespaceTerminating(err: unknown): boolean {
+  if (httpStatusOf(err) !== 403) return false;
+  const causes = statusBodyOf(err)?.details?.causes;
+  return Array.isArray(causes) && causes.some((c: unknown) => typeof c === 'object' && c !== null && (c as { reason?: unknown }).reason === 'NamespaceTerminating');
+}
+
 /** The API server's own message from a metav1.Status body (ApiException.body is raw JSON text). */
 export function apiMessageOf(err: unknown): string {
   if (err instanceof ApiException) {
-    const body: unknown = err.body;
-    if (typeof body === 'string') {
-      try {
-        const parsed = JSON.parse(body) as { message?: unknown };
-        if (typeof parsed.message === 'string') return `HTTP ${err.code}: ${parsed.message}`;
-      } catch {
-        /* not JSON: fall through */
-      }
-    }
-    return `HTTP ${err.code}`;
+    const message = statusBodyOf(err)?.message;
+    return typeof message === 'string' ? `HTTP ${err.code}: ${message}` : `HTTP ${err.code}`;
   }
   return err instanceof Error ? err.message : String(err);
 }

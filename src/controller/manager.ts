@@ -5,7 +5,7 @@ import type { SolveInput, SolveResult } from '../solver/index.js';
 import { CONTROLLER_NAME, MANAGED_SELECTOR, PLURALS, REPORTING_CONTROLLER } from './constants.js';
 import { EventRecorder } from './events.js';
 import { keyOf, startInformer, type Informer } from './informer.js';
-import { apiMessageOf, httpStatusOf, makeClients, type KubeClients } from './kube.js';
+import { apiMessageOf, httpStatusOf, isNamespaceTerminating, makeClients, type KubeClients } from './kube.js';
 import { LeaderElector, withTimeout } from './leader.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
@@ -93,8 +93,11 @@ export class Manager {
           onError: (err) => this.log.debug({ err: apiMessageOf(err) }, 'leader election round failed'),
         })
       : undefined;
+    // An event into a namespace being deleted is refused like any new object there: expected, not a warning.
     const events = new EventRecorder(this.clients.events, REPORTING_CONTROLLER, le.identity, (err) =>
-      this.log.warn({ err: apiMessageOf(err) }, 'could not record an event'),
+      isNamespaceTerminating(err)
+        ? this.log.debug({ err: apiMessageOf(err) }, 'event not recorded: its namespace is being deleted')
+        : this.log.warn({ err: apiMessageOf(err) }, 'could not record an event'),
     );
     this.events = events;
     this.reconciler = new Reconciler({

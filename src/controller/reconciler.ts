@@ -5,7 +5,7 @@ import { UNSCHEDULABLE_RETRY_MS, decideAvailability, describeCap, type PoolAvail
 import { APPLIED_HASH_ANNOTATION } from './constants.js';
 import { buildDeployment } from './desired.js';
 import type { EventSink } from './events.js';
-import { apiMessageOf, httpStatusOf } from './kube.js';
+import { apiMessageOf, httpStatusOf, isNamespaceTerminating } from './kube.js';
 import type { Logger } from './logger.js';
 import { forgetService, type Metrics } from './metrics.js';
 import { noticesFor } from './notices.js';
@@ -54,6 +54,9 @@ interface Written {
 
 type Obj = Record<string, unknown>;
 
+/** How often a service in a namespace being deleted is looked at again (no error, no backoff). */
+export const NAMESPACE_TERMINATING_RECHECK_MS = 60_000;
+
 export class Reconciler {
   private readonly planner: Planner;
   private readonly written = new Map<string, Written>();
@@ -91,7 +94,20 @@ export class Reconciler {
     const svc = this.parse(raw, log);
     if (!svc) return {};
     if (svc.metadata.deletionTimestamp) return {};
+    try {
+      return await this.reconcileLive(key, namespace, name, svc, log);
+    } catch (err) {
+      // The namespace is being deleted: the API server refuses every new object in it and the LLMService goes
+      // next. Not a failure to log and retry with backoff (Kubernetes' own controllers skip it too); a slow,
+      // quiet recheck in case the namespace's deletion is stuck and the service keeps running.
+      if (!isNamespaceTerminating(err)) throw err;
+      log.info({ err: apiMessageOf(err), recheckInMs: NAMESPACE_TERMINATING_RECHECK_MS }, 'namespace is being deleted; creating nothing more in it');
+      return { requeueAfterMs: NAMESPACE_TERMINATING_RECHECK_MS };
+    }
+  }
 
+  /** The pass over a live (parsed, not deleted) service. */
+  private async reconcileLive(key: string, namespace: string, name: string, svc: LLMService, log: Logger): Promise<ReconcileResult> {
     // Our own last status write wins over a cache that has not seen it yet.
     const cachedRv = svc.metadata.resourceVersion ?? '';
     const w = this.written.get(key);

@@ -1,12 +1,13 @@
+import { ApiException } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { findCondition, type GPUPool, type GPUProfile } from '../../../src/api/index.js';
 import type { DeploymentManifest } from '../../../src/controller/desired.js';
 import type { EventSink } from '../../../src/controller/events.js';
 import { createLogger } from '../../../src/controller/logger.js';
 import { createMetrics } from '../../../src/controller/metrics.js';
-import { Reconciler } from '../../../src/controller/reconciler.js';
+import { NAMESPACE_TERMINATING_RECHECK_MS, Reconciler } from '../../../src/controller/reconciler.js';
 import type { ClusterView, ObservedDeployment } from '../../../src/controller/view.js';
-import { WorkQueue, runWorkers } from '../../../src/controller/workqueue.js';
+import { WorkQueue, runWorkers, type ReconcileResult } from '../../../src/controller/workqueue.js';
 import { WorkloadSources } from '../../../src/controller/workload.js';
 import type { ClusterWriter } from '../../../src/controller/writer.js';
 import { loadHighsEngine, solve, type SolveInput, type SolveResult } from '../../../src/solver/index.js';
@@ -217,6 +218,30 @@ describe('Reconciler', () => {
     expect(errors).toHaveLength(1);
     expect(world.patches).toHaveLength(1);
     expect(cond(world, 'Solved')?.status).toBe('True');
+  });
+
+  it('a namespace being deleted (403 NamespaceTerminating): no error, no status write, a quiet recheck later', async () => {
+    const { world, r } = setup();
+    const refuse = (reason: string) => {
+      world.applyDeployment = async () => {
+        throw new ApiException(403, 'Forbidden', JSON.stringify({ kind: 'Status', code: 403, reason: 'Forbidden', message: 'refused', details: { causes: reason ? [{ reason }] : [] } }), {});
+      };
+    };
+    refuse('NamespaceTerminating');
+    const q = new WorkQueue();
+    const errors: unknown[] = [];
+    const results: ReconcileResult[] = [];
+    const done = runWorkers({ queue: q, concurrency: 1, reconcile: async (k) => { const res = await r.reconcile(k); results.push(res); return {}; }, onError: (_k, e) => errors.push(e) });
+    q.add('ml/chat');
+    await new Promise((res) => setTimeout(res, 300));
+    q.shutDown();
+    await done;
+    expect(errors).toEqual([]);
+    expect(results).toEqual([{ requeueAfterMs: NAMESPACE_TERMINATING_RECHECK_MS }]);
+    expect(world.patches).toHaveLength(0);
+    // Any other 403 (RBAC) is still a failure the work queue retries.
+    refuse('');
+    await expect(r.reconcile('ml/chat')).rejects.toMatchObject({ code: 403 });
   });
 
   it('does not rewrite status from a cache that has not seen its own last write', async () => {
