@@ -1,8 +1,8 @@
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { rename, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { parseAllDocuments, stringify } from 'yaml';
-import { PAPER_BUCKETS, parseGPUProfile, validateManifest, formatFieldErrors } from '../api/index.js';
+import { stringify } from 'yaml';
+import { parseGPUProfile, formatFieldErrors } from '../api/index.js';
 import {
   DEFAULT_SEARCH,
   DEFAULT_SIZING,
@@ -18,13 +18,13 @@ import {
   sizingConfig,
   StateError,
   formatDuration,
-  type BucketGrid,
   type ProfileOptions,
   type ProgressStream,
 } from '../profiler/index.js';
 import { formatLatencyFit } from '../profiler/latency-fit.js';
 import { alonePoints } from '../profiler/output.js';
 import { EXIT, processIo, UsageError, type Io } from './io.js';
+import { numericFlag, parseDuration, resolveBuckets } from './profile-args.js';
 
 export const PROFILE_USAGE = `Usage: melangectl profile --url http://127.0.0.1:PORT --gpu-type TYPE --buckets SPEC --slo-tpot-ms MS
                           [--model NAME] [--state FILE] [--max-duration 10m] [--dry-run] [-o FILE]
@@ -54,76 +54,6 @@ SLO, then bisecting. Keeps every raw point in spec.measurements so plans can use
   --allow-remote            allow a non-loopback --url;  --no-progress  no progress on stderr
 Exit codes: 0 profile written (or dry run), 1 stopped early (time budget or endpoint failure; state kept),
 2 bad arguments.`;
-
-/** '90s', '10m', '2h', '1h30m' or plain seconds -> seconds. */
-export function parseDuration(raw: string): number {
-  const s = raw.trim();
-  if (/^\d+(\.\d+)?$/.test(s)) return Number(s);
-  const re = /(\d+(?:\.\d+)?)(h|m|s)/gy;
-  let total = 0;
-  let matched = 0;
-  for (let m = re.exec(s); m; m = re.exec(s)) {
-    total += Number(m[1]) * (m[2] === 'h' ? 3600 : m[2] === 'm' ? 60 : 1);
-    matched = re.lastIndex;
-  }
-  if (matched !== s.length || s.length === 0) throw new UsageError(`--max-duration: not a duration (90s, 10m, 2h): "${raw}"`);
-  return total;
-}
-
-function num(name: string, raw: string | undefined, opts: { int?: boolean; min?: number; exclusiveMin?: number } = {}): number | undefined {
-  if (raw === undefined) return undefined;
-  const v = Number(raw);
-  const bad =
-    raw.trim() === '' || !Number.isFinite(v) || (opts.int === true && !Number.isInteger(v)) ||
-    (opts.min !== undefined && v < opts.min) || (opts.exclusiveMin !== undefined && v <= opts.exclusiveMin);
-  if (bad) {
-    const range = opts.min !== undefined ? `>= ${opts.min}` : opts.exclusiveMin !== undefined ? `> ${opts.exclusiveMin}` : 'finite';
-    throw new UsageError(`--${name}: must be ${opts.int ? 'an integer' : 'a number'} ${range}, not "${raw}"`);
-  }
-  return v;
-}
-
-function edgesOf(text: string, what: string): number[] {
-  const edges = text.split(',').map((e) => e.trim()).filter((e) => e !== '').map(Number);
-  if (edges.length === 0 || edges.some((e) => !Number.isInteger(e) || e < 1) || edges.some((e, i) => i > 0 && e <= edges[i - 1]!)) {
-    throw new UsageError(`--buckets: ${what} edges must be strictly increasing integers >= 1, not "${text}"`);
-  }
-  return edges;
-}
-
-interface BucketSource {
-  buckets: BucketGrid;
-  slo?: number;
-  model?: string;
-}
-
-/** --buckets: 'paper', 'IN,.../OUT,...', or a manifest file (LLMService or GPUProfile). */
-export async function resolveBuckets(spec: string): Promise<BucketSource> {
-  if (spec === 'paper') return { buckets: { inputEdges: [...PAPER_BUCKETS.inputEdges], outputEdges: [...PAPER_BUCKETS.outputEdges] } };
-  if (/^[\d,\s]+\/[\d,\s]+$/.test(spec)) {
-    const [i, o] = spec.split('/') as [string, string];
-    return { buckets: { inputEdges: edgesOf(i, 'input'), outputEdges: edgesOf(o, 'output') } };
-  }
-  let text: string;
-  try {
-    text = await readFile(spec, 'utf8');
-  } catch (err) {
-    throw new UsageError(`--buckets: not "paper", not "IN,.../OUT,...", and cannot read file "${spec}": ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-  }
-  for (const doc of parseAllDocuments(text)) {
-    if ('errors' in doc && doc.errors.length > 0) throw new UsageError(`--buckets: ${spec}: invalid YAML: ${doc.errors[0]!.message.split('\n')[0]}`);
-    const obj: unknown = doc.toJS();
-    if (!obj || typeof obj !== 'object') continue;
-    const kind = (obj as { kind?: unknown }).kind;
-    if (kind !== 'LLMService' && kind !== 'GPUProfile') continue;
-    const v = validateManifest(obj);
-    if (!v.ok) throw new UsageError(`--buckets: ${formatFieldErrors(v.errors, spec).join('; ')}`);
-    const r = v.value;
-    if (r.kind === 'LLMService') return { buckets: r.spec.buckets, slo: r.spec.slo.tpotMillis, model: r.spec.model };
-    if (r.kind === 'GPUProfile') return { buckets: r.spec.buckets };
-  }
-  throw new UsageError(`--buckets: ${spec} holds no LLMService or GPUProfile`);
-}
 
 export interface ProfileDepsCli {
   /** Progress output (default: process.stderr for the real process, else lines through io.err). */
@@ -175,7 +105,7 @@ export async function profileCommand(argv: string[], io: Io, deps: ProfileDepsCl
   if (!values['gpu-type']) throw new UsageError('--gpu-type is required (e.g. A10G)');
   if (!values.buckets) throw new UsageError('--buckets is required ("IN,.../OUT,...", "paper", or an LLMService file)');
   const source = await resolveBuckets(values.buckets);
-  const slo = num('slo-tpot-ms', values['slo-tpot-ms'], { int: true, min: 1 }) ?? source.slo;
+  const slo = numericFlag('slo-tpot-ms', values['slo-tpot-ms'], { int: true, min: 1 }) ?? source.slo;
   if (slo === undefined) throw new UsageError('--slo-tpot-ms is required (or give an LLMService file as --buckets)');
   if (slo > 60_000) throw new UsageError('--slo-tpot-ms: at most 60000');
   const timing = values.timing ?? 'auto';
@@ -185,29 +115,29 @@ export async function profileCommand(argv: string[], io: Io, deps: ProfileDepsCl
   const split = values.split ?? DEFAULT_SEARCH.split;
   if (split !== 'interpolate' && split !== 'midpoint') throw new UsageError(`--split: must be interpolate or midpoint, not "${split}"`);
   let timeScale: 'auto' | number = 'auto';
-  if (values['time-scale'] !== undefined && values['time-scale'] !== 'auto') timeScale = num('time-scale', values['time-scale'], { exclusiveMin: 0 })!;
+  if (values['time-scale'] !== undefined && values['time-scale'] !== 'auto') timeScale = numericFlag('time-scale', values['time-scale'], { exclusiveMin: 0 })!;
   const maxDurationS = values['max-duration'] !== undefined ? parseDuration(values['max-duration']) : 3600;
   if (!(maxDurationS > 0)) throw new UsageError('--max-duration: must be > 0');
 
   const search: NonNullable<ProfileOptions['search']> = { split };
-  const t = num('tolerance', values.tolerance, { exclusiveMin: 0 });
+  const t = numericFlag('tolerance', values.tolerance, { exclusiveMin: 0 });
   if (t !== undefined) search.tolerance = t;
-  const mp = num('max-probes', values['max-probes'], { int: true, min: 1 });
+  const mp = numericFlag('max-probes', values['max-probes'], { int: true, min: 1 });
   if (mp !== undefined) search.maxProbes = mp;
-  const rf = num('ramp-factor', values['ramp-factor'], { exclusiveMin: 1 });
+  const rf = numericFlag('ramp-factor', values['ramp-factor'], { exclusiveMin: 1 });
   if (rf !== undefined) search.rampFactor = rf;
   const sizing: NonNullable<ProfileOptions['sizing']> = {};
-  const lt = num('probe-lifetimes', values['probe-lifetimes'], { exclusiveMin: 0 });
+  const lt = numericFlag('probe-lifetimes', values['probe-lifetimes'], { exclusiveMin: 0 });
   if (lt !== undefined) sizing.lifetimes = lt;
-  const mn = num('probe-min-requests', values['probe-min-requests'], { int: true, min: 1 });
+  const mn = numericFlag('probe-min-requests', values['probe-min-requests'], { int: true, min: 1 });
   if (mn !== undefined) sizing.minRequests = mn;
-  const rmn = num('probe-ramp-min-requests', values['probe-ramp-min-requests'], { int: true, min: 1 });
+  const rmn = numericFlag('probe-ramp-min-requests', values['probe-ramp-min-requests'], { int: true, min: 1 });
   if (rmn !== undefined) sizing.rampMinRequests = rmn;
-  const mx = num('probe-max-requests', values['probe-max-requests'], { int: true, min: 1 });
+  const mx = numericFlag('probe-max-requests', values['probe-max-requests'], { int: true, min: 1 });
   if (mx !== undefined) sizing.maxRequests = mx;
-  const ms = num('probe-max-seconds', values['probe-max-seconds'], { exclusiveMin: 0 });
+  const ms = numericFlag('probe-max-seconds', values['probe-max-seconds'], { exclusiveMin: 0 });
   if (ms !== undefined) sizing.maxProbeSeconds = ms;
-  const seed = num('seed', values.seed, { int: true, min: 0 });
+  const seed = numericFlag('seed', values.seed, { int: true, min: 0 });
 
   const model = values.model ?? source.model;
   const options: ProfileOptions = {

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { main } from '../../../src/cli/main.js';
-import { parseDuration, resolveBuckets } from '../../../src/cli/profile.js';
+import { parseDuration, resolveBuckets } from '../../../src/cli/profile-args.js';
 import { DEFAULT_SEARCH, DEFAULT_SIZING } from '../../../src/profiler/index.js';
 import { newState, writeStateAtomic } from '../../../src/profiler/state.js';
 
