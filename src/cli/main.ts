@@ -1,12 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { EXIT, processIo, UsageError, type Io } from './io.js';
 import { ManifestError } from './manifests.js';
-import { planCommand } from './plan.js';
-import { emulateCommand } from './emulate.js';
-import { loadCommand } from './load.js';
-import { controllerCommand } from './controller.js';
-import { routerCommand } from './router.js';
-import { profileCommand } from './profile.js';
 
 const USAGE = `melangectl: serve an LLM on the cheapest mix of GPU types that meets its SLO (Mélange).
 
@@ -22,14 +16,22 @@ Run 'melangectl <command> --help' for a command's flags.`;
 
 type Command = (argv: string[], io: Io) => Promise<number>;
 
-const commands: Record<string, Command> = {
-  plan: planCommand,
-  emulate: emulateCommand,
-  load: loadCommand,
-  controller: controllerCommand,
-  router: (argv, io) => routerCommand(argv, io),
-  profile: (argv, io) => profileCommand(argv, io),
-  version: async (_argv, io) => {
+// Each command's module is loaded when that command runs: a router pod does not load the operator's
+// Kubernetes client, the solver or the profiler (tens of MB of heap it would carry, and scan, for nothing).
+const commands: Record<string, () => Promise<Command>> = {
+  plan: async () => (await import('./plan.js')).planCommand,
+  emulate: async () => (await import('./emulate.js')).emulateCommand,
+  load: async () => (await import('./load.js')).loadCommand,
+  controller: async () => (await import('./controller.js')).controllerCommand,
+  router: async () => {
+    const { routerCommand } = await import('./router.js');
+    return (argv, io) => routerCommand(argv, io);
+  },
+  profile: async () => {
+    const { profileCommand } = await import('./profile.js');
+    return (argv, io) => profileCommand(argv, io);
+  },
+  version: async () => async (_argv, io) => {
     const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
     io.out(pkg.version);
     return EXIT.ok;
@@ -43,13 +45,13 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
     io.out(USAGE);
     return name === undefined ? EXIT.usage : EXIT.ok;
   }
-  const command = commands[name];
-  if (!command) {
+  const load = Object.hasOwn(commands, name) ? commands[name] : undefined;
+  if (!load) {
     io.err(`melangectl: unknown command "${name}"\n\n${USAGE}`);
     return EXIT.usage;
   }
   try {
-    return await command(rest, io);
+    return await (await load())(rest, io);
   } catch (err) {
     if (err instanceof ManifestError) {
       for (const line of err.lines) io.err(line);

@@ -39,6 +39,29 @@ export class StaticSource implements BackendSource {
   async stop(): Promise<void> {}
 }
 
+/** A source whose implementation is loaded (imported, constructed) when it starts. */
+export class LazySource implements BackendSource {
+  private inner: BackendSource | undefined;
+  private stopped = false;
+  constructor(
+    readonly description: string,
+    private readonly load: () => Promise<BackendSource>,
+  ) {}
+  get synced(): boolean {
+    return this.inner?.synced ?? false;
+  }
+  async start(onUpdate: (urls: string[]) => void): Promise<void> {
+    const inner = await this.load();
+    if (this.stopped) return;
+    this.inner = inner;
+    await inner.start(onUpdate);
+  }
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.inner?.stop();
+  }
+}
+
 type With<K extends 'discovery' | 'dns'> = PoolConfig & { [P in K]: NonNullable<PoolConfig[P]> };
 
 export interface SourceKinds {

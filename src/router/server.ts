@@ -9,14 +9,13 @@
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import { pino, type Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { InferenceEndpoint } from './classify.js';
 import type { ConfigResult, RouterConfig } from './config.js';
-import { makeSourceFactory, type SourceFactory } from './discovery.js';
+import { LazySource, makeSourceFactory, type SourceFactory } from './discovery.js';
 import { DnsSource, type DnsSourceOptions } from './dns.js';
-import { EndpointSliceSource } from './endpointslices.js';
 import { errorBody, fmtHost, sendJson } from './http.js';
 import { LiveConfig, type Snapshot } from './live-config.js';
 import { RouterMetrics } from './metrics.js';
@@ -93,28 +92,33 @@ export interface RouterHandle {
   close(opts?: { graceMs?: number }): Promise<void>;
 }
 
-/** Backend sources by pool kind: static lists, DNS, EndpointSlices (the KubeConfig is loaded on first use). */
+/**
+ * Backend sources by pool kind: static lists, DNS, EndpointSlices. EndpointSlice discovery, and with it
+ * @kubernetes/client-node (~30 MB of heap), is loaded only when a pool uses it; the KubeConfig on first use.
+ */
 function defaultSourceFactory(o: StartRouterOptions, log: Logger): SourceFactory {
-  let kubeConfig: KubeConfig | undefined;
-  const getKubeConfig = (): KubeConfig => {
-    if (!kubeConfig) {
-      if (o.kubeConfig) kubeConfig = o.kubeConfig();
-      else {
-        const kc = new KubeConfig();
-        kc.loadFromDefault();
-        kubeConfig = kc;
-      }
-    }
+  let kubeConfig: Promise<KubeConfig> | undefined;
+  const getKubeConfig = (): Promise<KubeConfig> => {
+    kubeConfig ??= o.kubeConfig
+      ? Promise.resolve(o.kubeConfig())
+      : import('@kubernetes/client-node').then(({ KubeConfig: Kc }) => {
+          const kc = new Kc();
+          kc.loadFromDefault();
+          return kc;
+        });
     return kubeConfig;
   };
   return makeSourceFactory({
     discovery: (pool) =>
-      new EndpointSliceSource({
-        kubeConfig: getKubeConfig(),
-        namespace: pool.discovery.namespace,
-        service: pool.discovery.service,
-        port: pool.discovery.port,
-        logger: log,
+      new LazySource(`endpointslices(${pool.discovery.namespace}/${pool.discovery.service})`, async () => {
+        const { EndpointSliceSource } = await import('./endpointslices.js');
+        return new EndpointSliceSource({
+          kubeConfig: await getKubeConfig(),
+          namespace: pool.discovery.namespace,
+          service: pool.discovery.service,
+          port: pool.discovery.port,
+          logger: log,
+        });
       }),
     dns: (pool) => new DnsSource({ ...o.dns, name: pool.dns.name, port: pool.dns.port, refreshMs: pool.dns.refreshMs, logger: log }),
   });
