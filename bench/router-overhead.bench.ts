@@ -51,7 +51,7 @@
 // Knobs (environment): BENCH_STREAMS (200), BENCH_SECONDS (90), BENCH_WARMUP_S (10), BENCH_PROBE_INTERVAL_MS (10),
 // BENCH_EMULATORS (2), BENCH_BG_SPEED (1), BENCH_PROBE_SPEED (100), BENCH_SEED (1), BENCH_ROUTER_WORKERS (1: the
 // router's --workers; router CPU is then summed over its process group), BENCH_RELAYS (`router,bare`: which relays,
-// in that order), BENCH_KEEP=1 (keep logs).
+// in that order), BENCH_PIN_RELAY=1 (the relay on a CPU of its own, everything else on the rest), BENCH_KEEP=1 (keep logs).
 
 import { readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
@@ -62,7 +62,7 @@ import { PAPER_BUCKETS } from '../src/api/catalog.js';
 import { requestBody } from '../src/loadgen/index.js';
 import type { RouterConfigInput } from '../src/router/config.js';
 import { agent, type BgStats, bootstrapDiff, delay, PROBE_HEADER, quantile as q, runBackground, send } from './support/overhead-probes.js';
-import { type BenchProcess, benchDir, cleanup, cpuSeconds, cpuSecondsOfGroup, startBareRelayProcess, startEmulatorProcess, startRouterProcess, startScriptProcess, stopAllOnSignal, stopBenchProcess } from './support/processes.js';
+import { type BenchProcess, benchDir, cleanup, cpuSeconds, cpuSecondsOfGroup, pinToCpus, startBareRelayProcess, startEmulatorProcess, startRouterProcess, startScriptProcess, stopAllOnSignal, stopBenchProcess } from './support/processes.js';
 
 const envNum = (name: string, dflt: number): number => {
   const v = process.env[name];
@@ -79,6 +79,11 @@ const PROBE_SPEED = envNum('BENCH_PROBE_SPEED', 100);
 const SEED = Math.round(envNum('BENCH_SEED', 1));
 const ROUTER_WORKERS = Math.round(envNum('BENCH_ROUTER_WORKERS', 1));
 const RELAYS = parseRelays(process.env['BENCH_RELAYS'] ?? 'router,bare');
+// BENCH_PIN_RELAY=1: the relay gets the last CPU to itself, every other process of the bench shares the others
+// (what a router pod with its own CPU request has in a cluster); needs >= 2 CPUs.
+const PIN_RELAY = process.env['BENCH_PIN_RELAY'] === '1';
+const RELAY_CPU = String(availableParallelism() - 1);
+const OTHER_CPUS = availableParallelism() > 2 ? `0-${availableParallelism() - 2}` : '0';
 const TARGET_P99_MS = 2;
 const MAX_PROBES = 100_000; // loop bound, far above what BENCH_SECONDS allows
 const GPU = 'H100-80GB';
@@ -142,6 +147,7 @@ async function runPhase(relay: Relay, relayProc: BenchProcess, emus: Emulators, 
   // ---- background: STREAMS closed-loop workers through the relay, in their own process
   const maxBgSeconds = WARMUP_S + SECONDS + 120;
   const bgProc = startScriptProcess(`background-${relay}`, fileURLToPath(import.meta.url), ['--background', relayProc.url, String(STREAMS), String(SEED), String(maxBgSeconds)], dir);
+  if (PIN_RELAY) pinToCpus(bgProc.pid, OTHER_CPUS);
   const bgStats = (): BgStats[] => {
     const out: BgStats[] = [];
     for (const line of readFileSync(bgProc.proc.record.logFile, 'utf8').split('\n')) {
@@ -257,8 +263,15 @@ async function main(): Promise<number> {
     const background = [];
     for (let i = 0; i < EMULATORS; i++) background.push(await startEmulatorProcess({ name: `emu-bg-${i}`, gpu: GPU, speed: BG_SPEED, logDir: dir }));
     const emus: Emulators = { background, probe: await startEmulatorProcess({ name: 'emu-probe', gpu: GPU, speed: PROBE_SPEED, logDir: dir }) };
+    if (PIN_RELAY) {
+      if (availableParallelism() < 2) throw new Error('BENCH_PIN_RELAY=1 needs at least 2 CPUs');
+      for (const e of [...background, emus.probe]) pinToCpus(e.pid, OTHER_CPUS);
+      pinToCpus(process.pid, OTHER_CPUS);
+      log(`pinned: the relay on CPU ${RELAY_CPU}, the emulators and both clients on CPU ${OTHER_CPUS}`);
+    }
     for (const relay of RELAYS) {
       const proc = await startRelay(relay, emus, dir);
+      if (PIN_RELAY) pinToCpus(proc.pid, RELAY_CPU);
       try {
         results.push(await runPhase(relay, proc, emus, dir));
       } finally {

@@ -240,6 +240,17 @@ export function stopAllOnSignal(): void {
 }
 
 /**
+ * Pins a process group (every process and thread in it: a --workers router's workers too) to the CPUs in
+ * `cpus` (taskset syntax, e.g. "1" or "0,1"). For benchmarks that give a process a core of its own, as a pod
+ * with its own CPU request would have; `process.pid` pins the benchmark itself.
+ */
+export function pinToCpus(pgidOrPid: number, cpus: string): void {
+  const members = pgidOrPid === process.pid ? [process.pid] : liveGroupMembers(pgidOrPid);
+  if (members.length === 0) throw new Error(`pinToCpus: no live process in group ${pgidOrPid}`);
+  for (const pid of members) execFileSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { stdio: 'ignore' });
+}
+
+/**
  * Cumulative CPU seconds of a process started here and everything in its process group (a --workers router's
  * workers inherit the primary's group); undefined if the group is gone.
  */
