@@ -121,12 +121,14 @@ export async function startEmulatorProcess(o: EmulatorProcessOptions): Promise<B
 }
 
 /**
- * BENCH_ROUTER_CPU_PROF=DIR: the router and the bare relay write a V8 CPU profile to DIR when they stop
- * (chrome://inspect, or `node --cpu-prof` tooling) — for finding what a relay spends its time on.
+ * Node flags of the router and the bare relay, for finding what a relay spends its time on:
+ * BENCH_ROUTER_CPU_PROF=DIR writes a V8 CPU profile to DIR when it stops (chrome://inspect); BENCH_RELAY_NODE_ARGS
+ * adds flags, space-separated (e.g. `--trace-gc-nvp`: every GC with its phases, in the process's log).
  */
-function cpuProfArgs(): string[] {
+function relayNodeArgs(): string[] {
   const dir = process.env['BENCH_ROUTER_CPU_PROF'];
-  return dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [];
+  const extra = (process.env['BENCH_RELAY_NODE_ARGS'] ?? '').split(' ').filter((x) => x !== '');
+  return [...extra, ...(dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [])];
 }
 
 export interface RouterProcessOptions {
@@ -144,7 +146,7 @@ export async function startRouterProcess(o: RouterProcessOptions): Promise<Bench
   const args = ['router', '--config', o.configFile, '--host', '127.0.0.1', '--port', '0', '--log-level', 'info', '--shutdown-grace-ms', '1000'];
   if (o.seed !== undefined) args.push('--seed', String(o.seed));
   if (o.workers !== undefined && o.workers > 1) args.push('--workers', String(o.workers), '--metrics-port', '0');
-  const proc = startCli(o.name, args, o.logDir, cpuProfArgs());
+  const proc = startCli(o.name, args, o.logDir, relayNodeArgs());
   const p: BenchProcess = { name: o.name, proc, url: '', pid: proc.record.pid };
   started.push(p);
   p.url = await urlFromLog(proc, /^router listening$/, `router ${o.name}`);
@@ -185,7 +187,7 @@ function startNodeProcess(name: string, argv: string[], logDir: string): BenchPr
  * work) as a process on 127.0.0.1, a free port; resolves with its URL once it listens.
  */
 export async function startBareRelayProcess(o: { name: string; probeUrl: string; backgroundUrls: string[]; logDir: string }): Promise<BenchProcess> {
-  const p = startNodeProcess(o.name, [...cpuProfArgs(), ...scriptArgs('bare-relay'), o.probeUrl, ...o.backgroundUrls], o.logDir);
+  const p = startNodeProcess(o.name, [...relayNodeArgs(), ...scriptArgs('bare-relay'), o.probeUrl, ...o.backgroundUrls], o.logDir);
   p.url = await urlFromLog(p.proc, /^listening on /, `bare relay ${o.name}`);
   return p;
 }
