@@ -62,7 +62,7 @@ import { PAPER_BUCKETS } from '../src/api/catalog.js';
 import { requestBody } from '../src/loadgen/index.js';
 import type { RouterConfigInput } from '../src/router/config.js';
 import { agent, type BgStats, bootstrapDiff, delay, PROBE_HEADER, quantile as q, runBackground, send } from './support/overhead-probes.js';
-import { type BenchProcess, benchDir, cleanup, cpuSeconds, cpuSecondsOfGroup, pinToCpus, startBareRelayProcess, startEmulatorProcess, startRouterProcess, startScriptProcess, stopAllOnSignal, stopBenchProcess } from './support/processes.js';
+import { allowedCpus, type BenchProcess, benchDir, cleanup, cpuSeconds, cpuSecondsOfGroup, pinToCpus, startBareRelayProcess, startEmulatorProcess, startRouterProcess, startScriptProcess, stopAllOnSignal, stopBenchProcess } from './support/processes.js';
 
 const envNum = (name: string, dflt: number): number => {
   const v = process.env[name];
@@ -82,8 +82,9 @@ const RELAYS = parseRelays(process.env['BENCH_RELAYS'] ?? 'router,bare');
 // BENCH_PIN_RELAY=1: the relay gets the last CPU to itself, every other process of the bench shares the others
 // (what a router pod with its own CPU request has in a cluster); needs >= 2 CPUs.
 const PIN_RELAY = process.env['BENCH_PIN_RELAY'] === '1';
-const RELAY_CPU = String(availableParallelism() - 1);
-const OTHER_CPUS = availableParallelism() > 2 ? `0-${availableParallelism() - 2}` : '0';
+const CPUS = allowedCpus();
+const RELAY_CPU = String(CPUS.at(-1));
+const OTHER_CPUS = CPUS.slice(0, -1).join(',');
 const TARGET_P99_MS = 2;
 const MAX_PROBES = 100_000; // loop bound, far above what BENCH_SECONDS allows
 const GPU = 'H100-80GB';
@@ -264,7 +265,7 @@ async function main(): Promise<number> {
     for (let i = 0; i < EMULATORS; i++) background.push(await startEmulatorProcess({ name: `emu-bg-${i}`, gpu: GPU, speed: BG_SPEED, logDir: dir }));
     const emus: Emulators = { background, probe: await startEmulatorProcess({ name: 'emu-probe', gpu: GPU, speed: PROBE_SPEED, logDir: dir }) };
     if (PIN_RELAY) {
-      if (availableParallelism() < 2) throw new Error('BENCH_PIN_RELAY=1 needs at least 2 CPUs');
+      if (CPUS.length < 2) throw new Error(`BENCH_PIN_RELAY=1 needs at least 2 CPUs (allowed: ${CPUS.join(',') || 'unknown'})`);
       for (const e of [...background, emus.probe]) pinToCpus(e.pid, OTHER_CPUS);
       pinToCpus(process.pid, OTHER_CPUS);
       log(`pinned: the relay on CPU ${RELAY_CPU}, the emulators and both clients on CPU ${OTHER_CPUS}`);

@@ -51,9 +51,9 @@ function scriptArgs(name: string): string[] {
     const cache = repoPath('node_modules', '.cache');
     mkdirSync(cache, { recursive: true });
     const out = mkdtempSync(join(cache, 'melange-bench-'));
+    compiledDir = out; // before compiling: cleanup() removes it even if tsc fails or a signal comes meanwhile
     process.stdout.write('compiling the emulator, router and bare relay with tsc (BENCH_BUILD=dist) ...\n');
     execFileSync(process.execPath, [repoPath('node_modules', 'typescript', 'bin', 'tsc'), '-p', repoPath('bench', 'tsconfig.processes.json'), '--outDir', out], { cwd: REPO_ROOT, stdio: 'inherit' });
-    compiledDir = out;
   }
   return [join(compiledDir, 'bench', 'support', `${name}.js`)];
 }
@@ -239,6 +239,18 @@ export function stopAllOnSignal(): void {
   };
   process.once('SIGINT', handler);
   process.once('SIGTERM', handler);
+}
+
+/** The CPUs this process may run on (its cpuset, e.g. in a container), from /proc/self/status. */
+export function allowedCpus(): number[] {
+  const line = readFileSync('/proc/self/status', 'utf8').split('\n').find((l) => l.startsWith('Cpus_allowed_list:'));
+  const cpus: number[] = [];
+  for (const part of (line?.split(':')[1] ?? '').trim().split(',')) {
+    const [a, b] = part.split('-').map(Number);
+    if (a === undefined || !Number.isInteger(a)) continue;
+    for (let c = a; c <= (Number.isInteger(b) ? b! : a); c++) cpus.push(c);
+  }
+  return cpus;
 }
 
 /**

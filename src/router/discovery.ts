@@ -3,6 +3,7 @@
  * ready endpoints of a headless Service by DNS (dns.ts; no API access) or by its EndpointSlices
  * (endpointslices.ts; needs RBAC). The router core only sees BackendSource.
  */
+import type { Logger } from 'pino';
 import type { PoolConfig } from './config.js';
 
 export interface BackendSource {
@@ -39,26 +40,63 @@ export class StaticSource implements BackendSource {
   async stop(): Promise<void> {}
 }
 
-/** A source whose implementation is loaded (imported, constructed) when it starts. */
+export interface LazySourceOptions {
+  logger?: Logger | undefined;
+  /** First retry delay after a failed load (doubles up to maxBackoffMs). */
+  backoffMs?: number;
+  maxBackoffMs?: number;
+}
+
+/**
+ * A source whose implementation is loaded (imported, constructed) when it starts. A failed load (a module that
+ * cannot be imported, a kubeconfig that cannot be read) is logged and retried with back-off like any source's
+ * failure: start() resolves after the first failure and `synced` stays false until the loaded source syncs.
+ */
 export class LazySource implements BackendSource {
   private inner: BackendSource | undefined;
   private stopped = false;
+  private timer: NodeJS.Timeout | undefined;
+  private backoff: number;
+  private onUpdate: (urls: string[]) => void = () => undefined;
+
   constructor(
     readonly description: string,
     private readonly load: () => Promise<BackendSource>,
-  ) {}
+    private readonly o: LazySourceOptions = {},
+  ) {
+    this.backoff = o.backoffMs ?? 1000;
+  }
+
   get synced(): boolean {
     return this.inner?.synced ?? false;
   }
+
   async start(onUpdate: (urls: string[]) => void): Promise<void> {
-    const inner = await this.load();
-    if (this.stopped) return;
-    this.inner = inner;
-    await inner.start(onUpdate);
+    this.onUpdate = onUpdate;
+    await this.attempt();
   }
+
   async stop(): Promise<void> {
     this.stopped = true;
+    clearTimeout(this.timer);
     await this.inner?.stop();
+  }
+
+  private async attempt(): Promise<void> {
+    let inner: BackendSource;
+    try {
+      inner = await this.load();
+    } catch (err) {
+      if (this.stopped) return;
+      this.o.logger?.error({ err: (err as Error)?.message ?? String(err), source: this.description, retryInMs: this.backoff }, 'backend source could not be loaded; retrying');
+      this.timer = setTimeout(() => void this.attempt(), this.backoff);
+      this.timer.unref();
+      this.backoff = Math.min(this.backoff * 2, this.o.maxBackoffMs ?? 30_000);
+      return;
+    }
+    if (this.stopped) return;
+    this.inner = inner;
+    await inner.start(this.onUpdate);
   }
 }
 

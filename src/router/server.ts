@@ -99,13 +99,17 @@ export interface RouterHandle {
 function defaultSourceFactory(o: StartRouterOptions, log: Logger): SourceFactory {
   let kubeConfig: Promise<KubeConfig> | undefined;
   const getKubeConfig = (): Promise<KubeConfig> => {
-    kubeConfig ??= o.kubeConfig
-      ? Promise.resolve(o.kubeConfig())
+    kubeConfig ??= (o.kubeConfig
+      ? Promise.resolve().then(() => o.kubeConfig!())
       : import('@kubernetes/client-node').then(({ KubeConfig: Kc }) => {
           const kc = new Kc();
           kc.loadFromDefault();
           return kc;
-        });
+        })
+    ).catch((err: unknown) => {
+      kubeConfig = undefined; // the next attempt loads it again
+      throw err;
+    });
     return kubeConfig;
   };
   return makeSourceFactory({
@@ -119,7 +123,7 @@ function defaultSourceFactory(o: StartRouterOptions, log: Logger): SourceFactory
           port: pool.discovery.port,
           logger: log,
         });
-      }),
+      }, { logger: log }),
     dns: (pool) => new DnsSource({ ...o.dns, name: pool.dns.name, port: pool.dns.port, refreshMs: pool.dns.refreshMs, logger: log }),
   });
 }

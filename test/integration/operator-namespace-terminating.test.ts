@@ -44,7 +44,7 @@ describe('operator: the API server refuses new objects in a namespace being dele
     clients.agents.destroy();
   });
 
-  it('a server-side apply of a router object and a Deployment: 403 NamespaceTerminating', async () => {
+  it("the operator's server-side apply of a router object, and a Deployment create: 403 NamespaceTerminating", async () => {
     const writer = new KubeWriter(clients, clients.core);
     const labels = { 'app.kubernetes.io/managed-by': 'melange-operator' };
     const cm = await refusal(writer.applyCore!({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'svc-router', namespace: ns, labels, annotations: {} }, data: { 'router.yaml': '{}' } } as never));

@@ -82,6 +82,14 @@ describe('emulator HTTP server (in process, real sockets on 127.0.0.1)', () => {
     expect(finishes).toEqual(['length']);
   });
 
+  it('without include_usage, stream chunks carry no usage key at all', async () => {
+    const { events } = await streamChat(emu.url, { messages: [{ role: 'user', content: synthesizeText(30) }], max_tokens: 5 });
+    expect(events.at(-1)).toBe('[DONE]');
+    const chunks = events.slice(0, -1).map((e) => JSON.parse(e) as Record<string, unknown>);
+    expect(chunks.length).toBeGreaterThan(0);
+    expect(chunks.every((c) => !('usage' in c))).toBe(true);
+  });
+
   it('answers a non-streaming completion with usage (default max_tokens 16)', async () => {
     const res = await fetch(`${emu.url}/v1/completions`, {
       method: 'POST',

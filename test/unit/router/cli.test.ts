@@ -53,6 +53,14 @@ describe('melangectl router', () => {
     }
   });
 
+  it('a name that is not a command (even an Object.prototype key) is refused with the usage, exit 2', async () => {
+    for (const name of ['toString', 'constructor', '__proto__', 'routr']) {
+      const c = capture();
+      expect(await main([name], c.io)).toBe(2);
+      expect(c.err.join('\n')).toContain(`unknown command "${name}"`);
+    }
+  });
+
   it('an invalid or missing config file exits 2 listing the problems', async () => {
     const bad = join(dir, 'bad.yaml');
     await writeFile(bad, 'service: {namespace: demo}\npools: []\n');

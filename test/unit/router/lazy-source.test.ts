@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { LazySource, StaticSource, type BackendSource } from '../../../src/router/discovery.js';
+import { waitFor } from '../../support/wait.js';
 
 describe('LazySource', () => {
   it('loads its implementation when it starts, then delegates updates, synced and stop', async () => {
@@ -39,10 +40,33 @@ describe('LazySource', () => {
     expect(src.synced).toBe(false);
   });
 
-  it('a failed load rejects start (a packaging error, not a transient one)', async () => {
+  it('a failed load is retried with back-off: start resolves after the first failure, synced once loaded', async () => {
+    let loads = 0;
+    const seen: string[][] = [];
     const src = new LazySource('lazy(test)', async () => {
-      throw new Error('Cannot find package');
-    });
-    await expect(src.start(() => undefined)).rejects.toThrow('Cannot find package');
+      loads++;
+      if (loads < 3) throw new Error('Cannot read the kubeconfig');
+      return new StaticSource(['http://127.0.0.1:3']);
+    }, { backoffMs: 10, maxBackoffMs: 20 });
+    await src.start((urls) => seen.push(urls)); // resolves after the first failure
+    expect(loads).toBe(1);
+    expect(src.synced).toBe(false);
+    await waitFor(() => src.synced, { what: 'loaded on the third attempt', timeoutMs: 5_000, intervalMs: 5 });
+    expect(loads).toBe(3);
+    expect(seen).toEqual([['http://127.0.0.1:3']]);
+    await src.stop();
+  });
+
+  it('stop() ends the retries', async () => {
+    let loads = 0;
+    const src = new LazySource('lazy(test)', async () => {
+      loads++;
+      throw new Error('no');
+    }, { backoffMs: 5 });
+    await src.start(() => undefined);
+    await src.stop();
+    const after = loads;
+    await new Promise((r) => setTimeout(r, 50));
+    expect(loads).toBe(after);
   });
 });

@@ -105,6 +105,15 @@ describe('SseScanner with "usage": null on every chunk (vLLM with include_usage)
     expect(s.usage).toEqual({ promptTokens: 120, completionTokens: 7 });
     expect(s.events).toBe(4);
   });
+  it('reads the usage chunk with CRLF line ends, and with a field before or after its one data line', () => {
+    const usage = '{"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":6}}';
+    for (const ev of [`data: ${usage}\r\n\r\n`, `id: 3\ndata: ${usage}\n\n`, `data: ${usage}\nid: 3\n\n`]) {
+      const s = new SseScanner({ stripUsageChunk: true });
+      expect(s.push(Buffer.from(`data: {"choices":[{"delta":{"content":"a"}}],"usage":null}\n\n${ev}`))?.toString('utf8'), JSON.stringify(ev)).toBe('data: {"choices":[{"delta":{"content":"a"}}],"usage":null}\n\n');
+      expect(s.usage, JSON.stringify(ev)).toEqual({ promptTokens: 5, completionTokens: 6 });
+      expect(s.events).toBe(2);
+    }
+  });
   it('still reads a usage object split over several data lines', () => {
     const s = new SseScanner({ stripUsageChunk: false });
     const ev = 'data: {"choices":[],"usage":\ndata: {"prompt_tokens":3,"completion_tokens":4}}\n\n';
