@@ -138,8 +138,7 @@ export class SseScanner {
     if (this.events++ === 0) this.o.onFirstEvent?.();
     // One data line (the usual case): its raw bytes are the JSON, so the byte check is exact. Several data
     // lines are joined first (a line break may sit anywhere in the JSON).
-    if (laterData < 0 && !hasUsageObject(event)) return true;
-    if (event.indexOf(USAGE_KEY) < 0) return true;
+    if (laterData < 0 ? !hasUsageObject(event) : event.indexOf(USAGE_KEY) < 0) return true;
     const data = eventData(event.toString('utf8'));
     // Only a usage *object* is worth parsing (vLLM sends "usage":null on the other chunks).
     if (data === undefined || !USAGE_OBJECT.test(data)) return true;
