@@ -21,18 +21,20 @@ export class Backend implements BackendView {
 export class BackendRegistry {
   private readonly pools = new Map<string, Map<string, Backend>>();
   private cache: Map<string, Backend[]> | undefined;
+  /** Removed backends that still had requests in flight when their pool's list dropped them. */
+  private readonly draining = new Set<Backend>();
 
   /** Replaces a pool's list; existing Backend objects (and their in-flight counts) are kept. Returns removed ones. */
   setPool(pool: string, urls: readonly string[]): Backend[] {
     const prev = this.pools.get(pool) ?? new Map<string, Backend>();
     const next = new Map<string, Backend>();
     for (const u of urls) {
-      const b = prev.get(u) ?? new Backend(u, pool);
+      const b = prev.get(u) ?? this.relist(pool, u) ?? new Backend(u, pool);
       b.listed = true;
       next.set(u, b);
     }
     const removed = [...prev.values()].filter((b) => !next.has(b.id));
-    for (const b of removed) b.listed = false;
+    this.unlist(removed);
     this.pools.set(pool, next);
     this.cache = undefined;
     return removed;
@@ -40,7 +42,7 @@ export class BackendRegistry {
 
   removePool(pool: string): Backend[] {
     const removed = [...(this.pools.get(pool)?.values() ?? [])];
-    for (const b of removed) b.listed = false;
+    this.unlist(removed);
     this.pools.delete(pool);
     this.cache = undefined;
     return removed;
@@ -67,5 +69,32 @@ export class BackendRegistry {
 
   poolNames(): string[] {
     return [...this.pools.keys()];
+  }
+
+  /** Listed backends, and removed ones until their last in-flight request ends (the in-flight gauge's series). */
+  *withInflight(): Generator<Backend> {
+    for (const m of this.pools.values()) yield* m.values();
+    for (const b of this.draining) {
+      if (b.inflight > 0) yield b;
+      else this.draining.delete(b);
+    }
+  }
+
+  /** A removed backend listed again while still busy: the same object, so its in-flight count stays right. */
+  private relist(pool: string, id: string): Backend | undefined {
+    for (const b of this.draining) {
+      if (b.pool === pool && b.id === id) {
+        this.draining.delete(b);
+        return b;
+      }
+    }
+    return undefined;
+  }
+
+  private unlist(removed: readonly Backend[]): void {
+    for (const b of removed) {
+      b.listed = false;
+      if (b.inflight > 0) this.draining.add(b);
+    }
   }
 }

@@ -9,7 +9,7 @@ import { BackendRegistry } from './backends.js';
 import { diffConfig, parseConfigText, validateConfig, type ConfigDiff, type ConfigResult, type PoolConfig, type RouterConfig } from './config.js';
 import { ConfigFileWatcher } from './config-watch.js';
 import type { BackendSource, SourceFactory } from './discovery.js';
-import type { RouterMetrics } from './metrics.js';
+import type { InflightSample, RouterMetrics } from './metrics.js';
 import { OutputLengthEstimator } from './output-estimate.js';
 import { poolLatencyModels } from './slo-guard.js';
 import { normaliseWeights, RandomPicker, resolveSplitTable, SmoothPicker, type PoolPicker, type ResolvedWeights } from './weights.js';
@@ -65,6 +65,12 @@ export class LiveConfig {
   constructor(private readonly o: LiveConfigOptions) {
     this.log = o.log;
     this.metrics = o.metrics;
+    this.metrics.setInflightReader(() => this.inflightSamples());
+  }
+
+  private *inflightSamples(): Generator<InflightSample> {
+    const { namespace, service } = this.svcLabels();
+    for (const b of this.backends.withInflight()) yield { labels: { namespace, service, pool: b.pool, backend: b.label }, value: b.inflight };
   }
 
   /** The snapshot in force; set once load() has resolved. */
@@ -196,10 +202,7 @@ export class LiveConfig {
       : new OutputLengthEstimator(nIn, routing.defaultOutputTokens, routing.outputMeanWindow);
 
     this.current = { config, table: resolveSplitTable(config.split, nIn, nOut), models: poolLatencyModels(config.pools) };
-    if (diff?.serviceChanged) {
-      this.metrics.inflight.reset();
-      this.metrics.backends.reset();
-    }
+    if (diff?.serviceChanged) this.metrics.backends.reset();
     this.publishSplit(config);
 
     // Backend sources: stop removed pools, (re)start new or changed ones.
@@ -236,12 +239,9 @@ export class LiveConfig {
     ]);
     clearTimeout(timer);
     if (diff?.serviceChanged) {
-      // Gauges were reset above: publish them again under the new service labels.
+      // The backends gauge was reset above: publish it again under the new service labels.
       const labels = this.svcLabels();
-      for (const [pool, bs] of this.backends.byPool()) {
-        this.metrics.backends.set({ ...labels, pool }, bs.length);
-        for (const b of bs) this.metrics.inflight.set({ ...labels, pool, backend: b.label }, b.inflight);
-      }
+      for (const [pool, bs] of this.backends.byPool()) this.metrics.backends.set({ ...labels, pool }, bs.length);
     }
     this.countReload('success');
     this.log.info(
@@ -272,12 +272,8 @@ export class LiveConfig {
   private onPoolBackends(pool: string, urls: string[] | undefined): void {
     const removed = urls === undefined ? this.backends.removePool(pool) : this.backends.setPool(pool, urls);
     const labels = this.svcLabels();
-    for (const b of removed) if (b.inflight === 0) this.metrics.inflight.remove({ ...labels, pool: b.pool, backend: b.label });
     if (urls === undefined) this.metrics.backends.remove({ ...labels, pool });
-    else {
-      this.metrics.backends.set({ ...labels, pool }, urls.length);
-      for (const b of this.backends.byPool().get(pool) ?? []) this.metrics.inflight.set({ ...labels, pool, backend: b.label }, b.inflight);
-    }
+    else this.metrics.backends.set({ ...labels, pool }, urls.length);
     this.log.info({ pool, backends: urls?.length ?? 0, removed: removed.length }, 'backends updated');
   }
 }

@@ -224,11 +224,9 @@ export class RoutingProxy {
     return t;
   }
 
+  /** The gauge reads these counts when scraped (RouterMetrics.setInflightReader). */
   private inflight(b: Backend, delta: number): void {
     b.inflight += delta;
-    const labels = { ...this.live.svcLabels(), pool: b.pool, backend: b.label };
-    if (!b.listed && b.inflight === 0) this.metrics.inflight.remove(labels);
-    else this.metrics.inflight.set(labels, b.inflight);
   }
 
   /** Counts a finished request by the buckets of its actual usage (or the estimate when there is none). */

@@ -21,14 +21,88 @@ export function usageOf(v: unknown): Usage | undefined {
   return { promptTokens: p, completionTokens: c };
 }
 
-/** The end of the first SSE event in `s` from `from`: index just past its blank line, or -1. */
-export function eventEnd(s: string | Buffer, from = 0, maybeCrlf = true): number {
-  const a = s.indexOf('\n\n', from);
-  if (!maybeCrlf) return a < 0 ? -1 : a + 2;
-  const b = s.indexOf('\r\n\r\n', from);
-  if (a < 0 && b < 0) return -1;
-  if (b >= 0 && (a < 0 || b < a)) return b + 4;
-  return a + 2;
+const USAGE_OBJECT = /"usage"\s*:\s*\{/;
+const LF = 0x0a;
+const CR = 0x0d;
+const QUOTE = 0x22;
+
+const isJsonSpace = (b: number | undefined) => b === 0x20 || b === 0x09 || b === LF || b === CR;
+
+/** Whether `"usage"` starts at `at`. */
+function usageKeyAt(buf: Uint8Array, at: number): boolean {
+  // "usage" = 22 75 73 61 67 65 22
+  return buf[at + 1] === 0x75 && buf[at + 2] === 0x73 && buf[at + 3] === 0x61 && buf[at + 4] === 0x67 && buf[at + 5] === 0x65 && buf[at + 6] === QUOTE;
+}
+
+/** Whether the `"usage"` key at `at` is followed by `:` and `{` (JSON whitespace allowed). */
+function usageObjectAfterKeyAt(buf: Uint8Array, at: number): boolean {
+  let i = at + 7; // past "usage"
+  while (isJsonSpace(buf[i])) i++;
+  if (buf[i] !== 0x3a) return false; // ':'
+  i++;
+  while (isJsonSpace(buf[i])) i++;
+  return buf[i] === 0x7b; // '{'
+}
+
+/** Whether the line starting at `at` is a `data:` field. */
+function dataFieldAt(buf: Uint8Array, at: number): boolean {
+  // data: = 64 61 74 61 3a
+  return buf[at] === 0x64 && buf[at + 1] === 0x61 && buf[at + 2] === 0x74 && buf[at + 3] === 0x61 && buf[at + 4] === 0x3a;
+}
+
+/** What one pass over an SSE event found; one per scanner, reused, so scanning allocates nothing. */
+export interface EventScan {
+  /** Index just past the event's blank line (`\n\n` or `\r\n\r\n`), or -1 when the bytes end first. */
+  end: number;
+  /** Its `data:` lines. */
+  dataLines: number;
+  /** A `"usage"` key occurs in it. */
+  usageKey: boolean;
+  /** A `"usage"` key followed by an object occurs in it (exact for a single data line). */
+  usageObject: boolean;
+}
+
+/**
+ * One pass over the bytes of the SSE event that starts at `from`, filling `out`. The usage check is the
+ * byte-level USAGE_OBJECT: vLLM, like OpenAI, sends `"usage":null` on every chunk once
+ * stream_options.include_usage is set (the router always sets it), so the usage chunk must be recognised
+ * without decoding every event. Plain JS over the bytes
+ * rather than Buffer.indexOf: every indexOf is a call into C++, and a typical chunk of a vLLM stream (one
+ * event of a few hundred bytes, of which the router relays thousands a second) took five of them.
+ */
+export function scanEvent(buf: Uint8Array, from: number, out: EventScan): EventScan {
+  out.end = -1;
+  out.dataLines = dataFieldAt(buf, from) ? 1 : 0;
+  out.usageKey = false;
+  out.usageObject = false;
+  const n = buf.length;
+  for (let i = from; i < n; i++) {
+    const b = buf[i];
+    if (b === QUOTE) {
+      if (usageKeyAt(buf, i)) {
+        out.usageKey = true;
+        if (!out.usageObject) out.usageObject = usageObjectAfterKeyAt(buf, i);
+      }
+      continue;
+    }
+    if (b !== LF) continue;
+    const next = buf[i + 1];
+    if (next === LF) {
+      out.end = i + 2;
+      return out;
+    }
+    if (next === CR && buf[i + 2] === LF && i > from && buf[i - 1] === CR) {
+      out.end = i + 3;
+      return out;
+    }
+    if (dataFieldAt(buf, i + 1)) out.dataLines++;
+  }
+  return out;
+}
+
+/** The end of the first SSE event in `buf` from `from`: index just past its blank line, or -1. */
+export function eventEnd(buf: Uint8Array, from = 0): number {
+  return scanEvent(buf, from, { end: -1, dataLines: 0, usageKey: false, usageObject: false }).end;
 }
 
 /** The `data:` payload of one SSE event (multiple data lines joined by \n), or undefined. */
@@ -40,31 +114,6 @@ export function eventData(event: string): string | undefined {
     data = data === undefined ? v : `${data}\n${v}`;
   }
   return data;
-}
-
-const USAGE_OBJECT = /"usage"\s*:\s*\{/;
-// Byte needles (Buffer.indexOf with a string argument converts it on every call).
-const DATA_FIELD = Buffer.from('data:');
-const NL_DATA_FIELD = Buffer.from('\ndata:');
-const USAGE_KEY = Buffer.from('"usage"');
-
-const isJsonSpace = (b: number | undefined) => b === 0x20 || b === 0x09 || b === 0x0a || b === 0x0d;
-
-/**
- * Whether the raw bytes hold `"usage"` followed by `:` and `{` (JSON whitespace allowed) — the byte-level
- * USAGE_OBJECT. vLLM, like OpenAI, sends `"usage":null` on every chunk once stream_options.include_usage is
- * set (the router always sets it), so the usage chunk must be recognised without decoding every event.
- */
-export function hasUsageObject(buf: Buffer): boolean {
-  for (let at = buf.indexOf(USAGE_KEY); at >= 0; at = buf.indexOf(USAGE_KEY, at + 1)) {
-    let i = at + USAGE_KEY.length;
-    while (isJsonSpace(buf[i])) i++;
-    if (buf[i] !== 0x3a) continue; // ':'
-    i++;
-    while (isJsonSpace(buf[i])) i++;
-    if (buf[i] === 0x7b) return true; // '{'
-  }
-  return false;
 }
 
 /** An unterminated event longer than this is forwarded unparsed. */
@@ -87,6 +136,7 @@ export class SseScanner {
   /** Data events seen. */
   events = 0;
   private pending: Buffer | undefined;
+  private readonly scan: EventScan = { end: -1, dataLines: 0, usageKey: false, usageObject: false };
 
   constructor(private readonly o: SseTapOptions) {}
 
@@ -97,22 +147,21 @@ export class SseScanner {
     let start = 0;
     let keptFrom = 0;
     let pieces: Buffer[] | undefined;
-    // Most servers (vLLM, the emulator) end lines with \n only: skip the CRLF search when there is no \r.
-    const crlf = buf.indexOf(13) >= 0;
     for (;;) {
-      const end = eventEnd(buf, start, crlf);
-      if (end < 0) break;
-      if (!this.keep(buf.subarray(start, end))) {
+      const ev = scanEvent(buf, start, this.scan);
+      if (ev.end < 0) break;
+      if (!this.keep(buf, start, ev)) {
         (pieces ??= []).push(buf.subarray(keptFrom, start));
-        keptFrom = end;
+        keptFrom = ev.end;
       }
-      start = end;
+      start = ev.end;
     }
     let out: Buffer | undefined;
     if (pieces) {
       pieces.push(buf.subarray(keptFrom, start));
       out = Buffer.concat(pieces);
-    } else if (start > 0) out = buf.subarray(0, start);
+    } else if (start === buf.length) out = buf; // the usual chunk: whole events, forwarded as is
+    else if (start > 0) out = buf.subarray(0, start);
     if (start < buf.length) {
       const rest = buf.subarray(start);
       if (rest.length > MAX_PENDING_EVENT_BYTES) {
@@ -128,18 +177,18 @@ export class SseScanner {
     const rest = this.pending;
     this.pending = undefined;
     if (!rest || rest.length === 0) return undefined;
-    return this.keep(rest) ? rest : undefined;
+    const ev = scanEvent(rest, 0, this.scan);
+    return this.keep(rest, 0, ev) ? rest : undefined;
   }
 
-  private keep(event: Buffer): boolean {
-    const startsWithData = event.length >= DATA_FIELD.length && event.compare(DATA_FIELD, 0, DATA_FIELD.length, 0, DATA_FIELD.length) === 0;
-    const laterData = event.indexOf(NL_DATA_FIELD);
-    if (!startsWithData && laterData < 0) return true; // comments, retry:, keep-alives
+  /** Whether to forward the event at buf[start, scan.end) (or to the end of buf); reads its usage, if any. */
+  private keep(buf: Buffer, start: number, scan: EventScan): boolean {
+    if (scan.dataLines === 0) return true; // comments, retry:, keep-alives
     if (this.events++ === 0) this.o.onFirstEvent?.();
     // One data line (the usual case): its raw bytes are the JSON, so the byte check is exact. Several data
     // lines are joined first (a line break may sit anywhere in the JSON).
-    if (laterData < 0 ? !hasUsageObject(event) : event.indexOf(USAGE_KEY) < 0) return true;
-    const data = eventData(event.toString('utf8'));
+    if (scan.dataLines === 1 ? !scan.usageObject : !scan.usageKey) return true;
+    const data = eventData(buf.toString('utf8', start, scan.end < 0 ? buf.length : scan.end));
     // Only a usage *object* is worth parsing (vLLM sends "usage":null on the other chunks).
     if (data === undefined || !USAGE_OBJECT.test(data)) return true;
     let parsed: unknown;

@@ -1,7 +1,8 @@
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { describe, expect, it } from 'vitest';
-import { eventData, eventEnd, hasUsageObject, JsonTap, SseScanner, SseTap } from '../../../src/router/taps.js';
+import { mulberry32 } from '../../../src/common/random.js';
+import { eventData, eventEnd, JsonTap, scanEvent, SseScanner, SseTap } from '../../../src/router/taps.js';
 
 async function through(tap: SseTap | JsonTap, chunks: (string | Buffer)[]): Promise<string> {
   const out: Buffer[] = [];
@@ -18,9 +19,15 @@ const usageChunk = chunk({ choices: [], usage: { prompt_tokens: 120, completion_
 
 describe('SSE parsing helpers', () => {
   it('finds event ends for \\n\\n and \\r\\n\\r\\n', () => {
-    expect(eventEnd('data: a\n\ndata: b')).toBe(9);
-    expect(eventEnd('data: a\r\n\r\n')).toBe(11);
-    expect(eventEnd('data: a\n')).toBe(-1);
+    const end = (s: string, from = 0) => eventEnd(Buffer.from(s), from);
+    expect(end('data: a\n\ndata: b')).toBe(9);
+    expect(end('data: a\n\ndata: b\n\n', 9)).toBe(18);
+    expect(end('data: a\r\n\r\n')).toBe(11);
+    expect(end('data: a\r\n\n')).toBe(10); // a blank LF line after a CRLF one ends it too
+    expect(end('data: a\r\nid: 1\r\n\r\ndata: b\n\n')).toBe(18); // the earlier of the two ends
+    expect(end('data: a\n')).toBe(-1);
+    expect(end('data: a\r\n\r')).toBe(-1);
+    expect(end('\r\n\r\n', 1)).toBe(-1); // a CRLF blank line must start inside the event
     expect(eventData('event: x\ndata: a\ndata: b\n\n')).toBe('a\nb');
     expect(eventData(': keepalive\n\n')).toBeUndefined();
   });
@@ -74,20 +81,26 @@ describe('JsonTap', () => {
   });
 });
 
-describe('hasUsageObject (the byte-level check before decoding an event)', () => {
-  const has = (s: string) => hasUsageObject(Buffer.from(s));
-  it('is true only when "usage" is followed by an object, JSON whitespace allowed', () => {
-    expect(has('data: {"choices":[],"usage":{"prompt_tokens":1}}\n\n')).toBe(true);
-    expect(has('data: {"usage" :\t{ }}\n\n')).toBe(true);
-    expect(has('data: {"choices":[{"delta":{"content":"x"}}],"usage":null}\n\n')).toBe(false);
-    expect(has('data: {"choices":[]}\n\n')).toBe(false);
-    expect(has('data: {"usage":')).toBe(false);
+describe('scanEvent (one pass over the bytes of an event, before any decoding)', () => {
+  const scan = (s: string) => scanEvent(Buffer.from(s), 0, { end: -1, dataLines: 0, usageKey: false, usageObject: false });
+  it('sees a usage object only when "usage" is followed by an object, JSON whitespace allowed', () => {
+    expect(scan('data: {"choices":[],"usage":{"prompt_tokens":1}}\n\n').usageObject).toBe(true);
+    expect(scan('data: {"usage" :\t{ }}\n\n').usageObject).toBe(true);
+    expect(scan('data: {"choices":[{"delta":{"content":"x"}}],"usage":null}\n\n')).toMatchObject({ usageKey: true, usageObject: false });
+    expect(scan('data: {"choices":[]}\n\n')).toMatchObject({ usageKey: false, usageObject: false });
+    expect(scan('data: {"usage":')).toMatchObject({ end: -1, usageKey: true, usageObject: false });
   });
   it('looks past a "usage" that is a string value to a later usage key', () => {
-    expect(has('data: {"choices":[{"delta":{"content":"usage"}}],"usage":{"prompt_tokens":2}}\n\n')).toBe(true);
-    expect(has('data: {"choices":[{"delta":{"content":"usage"}}],"usage":null}\n\n')).toBe(false);
+    expect(scan('data: {"choices":[{"delta":{"content":"usage"}}],"usage":{"prompt_tokens":2}}\n\n').usageObject).toBe(true);
+    expect(scan('data: {"choices":[{"delta":{"content":"usage"}}],"usage":null}\n\n').usageObject).toBe(false);
     // Escaped quotes inside content are not the key.
-    expect(has(`data: ${JSON.stringify({ choices: [{ delta: { content: '"usage":{' } }], usage: null })}\n\n`)).toBe(false);
+    expect(scan(`data: ${JSON.stringify({ choices: [{ delta: { content: '"usage":{' } }], usage: null })}\n\n`).usageObject).toBe(false);
+  });
+  it('counts data lines, not other fields or comments, and stops at the event end', () => {
+    expect(scan(': keep-alive\n\n')).toMatchObject({ end: 14, dataLines: 0 });
+    expect(scan('id: 3\nevent: x\ndata: {}\n\n').dataLines).toBe(1);
+    expect(scan('data: {"a":\r\ndata: 1}\r\n\r\n').dataLines).toBe(2);
+    expect(scan('data: a\n\ndata: {"usage":{}}\n\n')).toMatchObject({ end: 9, dataLines: 1, usageKey: false });
   });
 });
 
@@ -119,5 +132,41 @@ describe('SseScanner with "usage": null on every chunk (vLLM with include_usage)
     const ev = 'data: {"choices":[],"usage":\ndata: {"prompt_tokens":3,"completion_tokens":4}}\n\n';
     expect(s.push(Buffer.from(ev))?.toString('utf8')).toBe(ev);
     expect(s.usage).toEqual({ promptTokens: 3, completionTokens: 4 });
+  });
+});
+
+describe('SseScanner over random streams (LF and CRLF, comments, fields, multi-line data) split at random points', () => {
+  it('forwards everything but the usage-only chunk, byte for byte, and reads its usage, for 300 seeded streams', () => {
+    for (let seed = 1; seed <= 300; seed++) {
+      const rnd = mulberry32(seed);
+      const nl = rnd() < 0.3 ? '\r\n' : '\n';
+      const pick = <T,>(xs: T[]): T => xs[Math.floor(rnd() * xs.length)] as T;
+      const events: string[] = [];
+      const n = 1 + Math.floor(rnd() * 12);
+      for (let i = 0; i < n; i++) {
+        const content = pick(['a', 'héllo ✓', '"usage":{', 'usage', '', '\n\n']);
+        const json = JSON.stringify({ choices: [{ delta: { content } }], usage: null });
+        events.push(pick([`data: ${json}${nl}${nl}`, `: ping${nl}${nl}`, `id: ${i}${nl}data: ${json}${nl}${nl}`, `event: x${nl}data:${json}${nl}${nl}`]));
+      }
+      const usage = { prompt_tokens: seed, completion_tokens: 2 * seed };
+      const usageEvent = rnd() < 0.5
+        ? `data: ${JSON.stringify({ choices: [], usage })}${nl}${nl}`
+        : `data: {"choices":[],"usage":${nl}data: ${JSON.stringify(usage)}}${nl}${nl}`;
+      const tail = `data: [DONE]${nl}${nl}`;
+      const whole = Buffer.from(events.join('') + usageEvent + tail);
+      const s = new SseScanner({ stripUsageChunk: true });
+      const out: Buffer[] = [];
+      for (let at = 0; at < whole.length; ) {
+        const len = 1 + Math.floor(rnd() * 80);
+        const o = s.push(whole.subarray(at, at + len));
+        if (o) out.push(Buffer.from(o)); // a copy: the scanner may hand back views of its input
+        at += len;
+      }
+      const last = s.flush();
+      if (last) out.push(last);
+      expect(Buffer.concat(out).toString('utf8'), `seed ${seed}`).toBe(events.join('') + tail);
+      expect(s.usage, `seed ${seed}`).toEqual({ promptTokens: seed, completionTokens: 2 * seed });
+      expect(s.events, `seed ${seed}`).toBe(events.filter((e) => e.includes('data:')).length + 2);
+    }
   });
 });
