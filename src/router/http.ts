@@ -60,28 +60,43 @@ export function errorBody(message: string, type: string, code: number, param?: s
 export class BodyTooLarge extends Error {}
 class ClientGone extends Error {}
 
-/** Reads a request body up to `max` bytes; an over-limit body is drained (bounded) then rejected. */
+/**
+ * Reads a request body up to `max` bytes; an over-limit body is drained (bounded) then rejected. Its
+ * listeners come off the request once it settles: the request lives as long as its (streamed) response.
+ */
 export function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers['content-length']);
     let size = 0;
     let over = Number.isFinite(declared) && declared > max;
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => {
+    let chunks: Buffer[] = [];
+    const settle = (err: Error | undefined) => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', settle);
+      req.off('aborted', onAborted);
+      if (err) reject(err);
+      else resolve(Buffer.concat(chunks, size));
+      chunks = [];
+    };
+    const onData = (c: Buffer) => {
       size += c.length;
       if (!over && size > max) {
         over = true;
-        chunks.length = 0;
+        chunks = [];
       }
       if (!over) chunks.push(c);
       else if (size > MAX_DISCARD_BYTES) {
         req.pause();
-        reject(new BodyTooLarge());
+        settle(new BodyTooLarge());
       }
-    });
-    req.on('end', () => (over ? reject(new BodyTooLarge()) : resolve(Buffer.concat(chunks, size))));
-    req.on('error', (err) => reject(err));
-    req.on('aborted', () => reject(new ClientGone()));
+    };
+    const onEnd = () => settle(over ? new BodyTooLarge() : undefined);
+    const onAborted = () => settle(new ClientGone());
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', settle);
+    req.on('aborted', onAborted);
   });
 }
 

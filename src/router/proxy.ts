@@ -114,62 +114,68 @@ export class RoutingProxy {
     let previousPool: string | undefined;
     let lastError: Error | undefined;
     let clientGone = false;
-    res.once('close', () => {
+    // Until relay() takes over (it has its own close handling), a client that leaves ends the retry loop.
+    const onClientClose = () => {
       if (!res.writableFinished) clientGone = true;
-    });
-    for (;;) {
-      if (clientGone) {
-        this.count(previousPool, 499, cls.inputTokens, cls.outputTokens, undefined);
-        return;
-      }
-      const plan = planAttempt({
-        weights: resolved.weights,
-        backends: this.live.backends.byPool(),
-        tried,
-        previousPool,
-        attempts,
-        maxAttempts: routing.maxAttempts,
-        now: this.wall(),
-        tieBreak: (pool) => this.nextTie(pool),
-        pickPool: (w, eligible) => this.pickPool(snap, key, cls, w, eligible),
-      });
-      if (plan.kind === 'give-up') {
-        const message =
-          plan.reason === 'no-backend'
-            ? `no ready backend for this request's size bucket (input <= ${bucketLabel(snap.config.buckets.inputEdges, cls.input)}, output <= ${bucketLabel(snap.config.buckets.outputEdges, cls.output)} tokens; pools with weight: ${[...resolved.weights.keys()].join(', ') || 'none'})`
-            : `no backend could be reached after ${attempts} attempt(s)${lastError ? `: ${lastError.message}` : ''}`;
-        this.count(undefined, 503, cls.inputTokens, cls.outputTokens, undefined);
-        this.log.warn({ reason: plan.reason, attempts, input: cls.input, output: cls.output }, 'no backend available');
-        return sendJson(res, 503, errorBody(message, 'service_unavailable', 503), { 'retry-after': '1' });
-      }
-      if (attempts > 0) this.metrics.retries.inc({ ...this.live.svcLabels(), pool: previousPool ?? plan.pool });
-      attempts++;
-      tried.add(plan.backend.id);
-      previousPool = plan.pool;
-      const backend = plan.backend;
-      this.inflight(backend, +1);
-      const r = await this.upstream.send({ backend, rawUrl, method: 'POST', req, body: upstreamBody, res, connectTimeoutMs: routing.connectTimeoutMs });
-      if (r.kind === 'response') {
-        relay(r.upRes, res, backend, { t0, stripUsage, cls }, this.relayHooks);
-        return;
-      }
-      this.inflight(backend, -1);
-      if (r.kind === 'client-gone') {
-        this.count(backend.pool, 499, cls.inputTokens, cls.outputTokens, undefined);
-        return;
-      }
-      lastError = r.error;
-      backend.ejectedUntil = this.wall() + routing.ejectMs;
-      this.metrics.upstreamErrors.inc({ ...this.live.svcLabels(), pool: backend.pool, phase: 'connect' });
-      this.log.warn({ backend: backend.label, pool: backend.pool, attempt: attempts, err: r.error.message }, 'backend connection failed');
-      if (!shouldRetry({ phase: 'before-response', clientBytesSent: res.headersSent, clientGone, attempts, maxAttempts: routing.maxAttempts })) {
+    };
+    res.on('close', onClientClose);
+    try {
+      for (;;) {
         if (clientGone) {
+          this.count(previousPool, 499, cls.inputTokens, cls.outputTokens, undefined);
+          return;
+        }
+        const plan = planAttempt({
+          weights: resolved.weights,
+          backends: this.live.backends.byPool(),
+          tried,
+          previousPool,
+          attempts,
+          maxAttempts: routing.maxAttempts,
+          now: this.wall(),
+          tieBreak: (pool) => this.nextTie(pool),
+          pickPool: (w, eligible) => this.pickPool(snap, key, cls, w, eligible),
+        });
+        if (plan.kind === 'give-up') {
+          const message =
+            plan.reason === 'no-backend'
+              ? `no ready backend for this request's size bucket (input <= ${bucketLabel(snap.config.buckets.inputEdges, cls.input)}, output <= ${bucketLabel(snap.config.buckets.outputEdges, cls.output)} tokens; pools with weight: ${[...resolved.weights.keys()].join(', ') || 'none'})`
+              : `no backend could be reached after ${attempts} attempt(s)${lastError ? `: ${lastError.message}` : ''}`;
+          this.count(undefined, 503, cls.inputTokens, cls.outputTokens, undefined);
+          this.log.warn({ reason: plan.reason, attempts, input: cls.input, output: cls.output }, 'no backend available');
+          return sendJson(res, 503, errorBody(message, 'service_unavailable', 503), { 'retry-after': '1' });
+        }
+        if (attempts > 0) this.metrics.retries.inc({ ...this.live.svcLabels(), pool: previousPool ?? plan.pool });
+        attempts++;
+        tried.add(plan.backend.id);
+        previousPool = plan.pool;
+        const backend = plan.backend;
+        this.inflight(backend, +1);
+        const r = await this.upstream.send({ backend, rawUrl, method: 'POST', req, body: upstreamBody, res, connectTimeoutMs: routing.connectTimeoutMs });
+        if (r.kind === 'response') {
+          relay(r.upRes, res, backend, { t0, stripUsage, cls }, this.relayHooks);
+          return;
+        }
+        this.inflight(backend, -1);
+        if (r.kind === 'client-gone') {
           this.count(backend.pool, 499, cls.inputTokens, cls.outputTokens, undefined);
           return;
         }
-        this.count(undefined, 503, cls.inputTokens, cls.outputTokens, undefined);
-        return sendJson(res, 503, errorBody(`no backend could be reached after ${attempts} attempt(s): ${r.error.message}`, 'service_unavailable', 503), { 'retry-after': '1' });
+        lastError = r.error;
+        backend.ejectedUntil = this.wall() + routing.ejectMs;
+        this.metrics.upstreamErrors.inc({ ...this.live.svcLabels(), pool: backend.pool, phase: 'connect' });
+        this.log.warn({ backend: backend.label, pool: backend.pool, attempt: attempts, err: r.error.message }, 'backend connection failed');
+        if (!shouldRetry({ phase: 'before-response', clientBytesSent: res.headersSent, clientGone, attempts, maxAttempts: routing.maxAttempts })) {
+          if (clientGone) {
+            this.count(backend.pool, 499, cls.inputTokens, cls.outputTokens, undefined);
+            return;
+          }
+          this.count(undefined, 503, cls.inputTokens, cls.outputTokens, undefined);
+          return sendJson(res, 503, errorBody(`no backend could be reached after ${attempts} attempt(s): ${r.error.message}`, 'service_unavailable', 503), { 'retry-after': '1' });
+        }
       }
+    } finally {
+      res.off('close', onClientClose);
     }
   }
 

@@ -35,6 +35,8 @@ export interface RelayedRequest {
   cls: { inputTokens: number; outputTokens: number; input: number; output: number };
 }
 
+const ignoreLateError = (): void => undefined;
+
 /** Relays `upRes` (from `backend`) to `res`; calls hooks.release() and hooks.count() exactly once when it ends. */
 export function relay(upRes: IncomingMessage, res: ServerResponse, backend: Backend, ctx: RelayedRequest, hooks: RelayHooks): void {
   const status = upRes.statusCode ?? 502;
@@ -75,13 +77,15 @@ export function relay(upRes: IncomingMessage, res: ServerResponse, backend: Back
     upRes.destroy();
     finish(new Error('client closed the connection'));
   };
+  const onFinish = () => finish();
   const finish = (err?: Error) => {
     if (done) return;
     done = true;
     upRes.off('data', onData);
     upRes.off('end', onEnd);
     res.off('drain', onDrain);
-    upRes.on('error', () => undefined); // late errors of a destroyed response
+    upRes.off('error', onUpstreamError);
+    upRes.on('error', ignoreLateError); // late errors of a destroyed response
     hooks.release(backend);
     const tEnd = hooks.now();
     let code = status;
@@ -99,11 +103,13 @@ export function relay(upRes: IncomingMessage, res: ServerResponse, backend: Back
       isSse && tFirst !== undefined ? (tFirst - ctx.t0) / 1000 : undefined,
     );
   };
+  // on(), not once(): these fire once anyway and finish() runs once; once() would allocate a wrapper per
+  // listener per request, kept for the whole stream.
   upRes.on('data', onData);
-  upRes.once('end', onEnd);
-  upRes.once('error', onUpstreamError);
-  upRes.once('close', onUpstreamClose);
+  upRes.on('end', onEnd);
+  upRes.on('error', onUpstreamError);
+  upRes.on('close', onUpstreamClose);
   res.on('drain', onDrain);
-  res.once('finish', () => finish());
-  res.once('close', onResClose);
+  res.on('finish', onFinish);
+  res.on('close', onResClose);
 }

@@ -263,15 +263,18 @@ class Router {
   /** Counts a proxied request as active until its response closes (for graceful shutdown). */
   private track(res: ServerResponse): void {
     this.active++;
-    res.once('close', () => {
-      this.active--;
-      if (this.active === 0) {
-        const w = this.idleWaiters;
-        this.idleWaiters = [];
-        for (const f of w) f();
-      }
-    });
+    // One listener shared by every response ('close' is emitted once): nothing allocated per request.
+    res.on('close', this.untrack);
   }
+
+  private readonly untrack = (): void => {
+    this.active--;
+    if (this.active === 0) {
+      const w = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const f of w) f();
+    }
+  };
 
   // ---------------------------------------------------------------------------------------------
   // lifecycle
