@@ -1,9 +1,12 @@
 /** The router's HTTP(S) client of the backends: keep-alive connection pools, one request per attempt. */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
+import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Backend } from './backends.js';
 import { requestHeaders } from './http.js';
+
+const ignoreLateError = (): void => undefined;
 
 export type UpstreamResult =
   | { kind: 'response'; upReq: http.ClientRequest; upRes: IncomingMessage }
@@ -54,10 +57,16 @@ export class UpstreamClient {
   private sendOnce({ backend, rawUrl, method, req, body, res, connectTimeoutMs }: UpstreamAttempt): Promise<UpstreamResult> {
     return new Promise((resolve) => {
       let settled = false;
+      // The request object lives as long as the streamed response: once settled, nothing of this attempt
+      // stays attached to it but a shared no-op for late errors.
       const settle = (r: UpstreamResult) => {
         if (settled) return;
         settled = true;
         res.off('close', onClientClose);
+        upReq.off('socket', onSocket);
+        upReq.off('response', onResponse);
+        upReq.off('error', onError);
+        upReq.on('error', ignoreLateError);
         clearTimeout(timer);
         resolve(r);
       };
@@ -77,19 +86,22 @@ export class UpstreamClient {
         agent: isHttps ? this.httpsAgent : this.httpAgent,
       });
       let timer: NodeJS.Timeout | undefined;
-      upReq.on('socket', (sock) => {
+      const onSocket = (sock: Socket) => {
         if (!sock.connecting) return;
         timer = setTimeout(() => upReq.destroy(new Error(`connect timeout after ${connectTimeoutMs} ms`)), connectTimeoutMs);
         sock.once('connect', () => clearTimeout(timer));
-      });
+      };
       const onClientClose = () => {
         if (res.writableFinished) return;
         upReq.destroy();
         settle({ kind: 'client-gone' });
       };
+      const onResponse = (upRes: IncomingMessage) => settle({ kind: 'response', upReq, upRes });
+      const onError = (error: Error) => settle({ kind: 'failed', error, reusedSocket: upReq.reusedSocket });
       res.on('close', onClientClose);
-      upReq.on('response', (upRes) => settle({ kind: 'response', upReq, upRes }));
-      upReq.on('error', (error) => settle({ kind: 'failed', error, reusedSocket: upReq.reusedSocket }));
+      upReq.on('socket', onSocket);
+      upReq.on('response', onResponse);
+      upReq.on('error', onError);
       upReq.end(body);
     });
   }
