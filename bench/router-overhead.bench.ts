@@ -51,7 +51,8 @@
 // Knobs (environment): BENCH_STREAMS (200), BENCH_SECONDS (90), BENCH_WARMUP_S (10), BENCH_PROBE_INTERVAL_MS (10),
 // BENCH_EMULATORS (2), BENCH_BG_SPEED (1), BENCH_PROBE_SPEED (100), BENCH_SEED (1), BENCH_ROUTER_WORKERS (1: the
 // router's --workers; router CPU is then summed over its process group), BENCH_RELAYS (`router,bare`: which relays,
-// in that order), BENCH_PIN_RELAY=1 (the relay on a CPU of its own, everything else on the rest), BENCH_KEEP=1 (keep logs).
+// in that order), BENCH_PIN_RELAY=1 (the relay on a CPU of its own, everything else on the rest), BENCH_KEEP=1 (keep logs),
+// BENCH_HEAP_SURVIVORS=DIR (what each relay's young-generation collections copy, by allocating function; printed at the end).
 
 import { readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
@@ -63,6 +64,7 @@ import { requestBody } from '../src/loadgen/index.js';
 import type { RouterConfigInput } from '../src/router/config.js';
 import { agent, type BgStats, bootstrapDiff, delay, PROBE_HEADER, quantile as q, runBackground, send } from './support/overhead-probes.js';
 import { allowedCpus, type BenchProcess, benchDir, cleanup, cpuSeconds, cpuSecondsOfGroup, pinToCpus, startBareRelayProcess, startEmulatorProcess, startRouterProcess, startScriptProcess, stopAllOnSignal, stopBenchProcess } from './support/processes.js';
+import { survivorLines } from './support/survivors.js';
 
 const envNum = (name: string, dflt: number): number => {
   const v = process.env[name];
@@ -82,6 +84,8 @@ const RELAYS = parseRelays(process.env['BENCH_RELAYS'] ?? 'router,bare');
 // BENCH_PIN_RELAY=1: the relay gets the last CPU to itself, every other process of the bench shares the others
 // (what a router pod with its own CPU request has in a cluster); needs >= 2 CPUs.
 const PIN_RELAY = process.env['BENCH_PIN_RELAY'] === '1';
+// BENCH_HEAP_SURVIVORS=DIR: the relays sample what their young-generation collections copy (support/survivor-sampler.ts).
+const SURVIVORS_DIR = process.env['BENCH_HEAP_SURVIVORS'] || undefined;
 const CPUS = allowedCpus();
 const RELAY_CPU = String(CPUS.at(-1));
 const OTHER_CPUS = CPUS.slice(0, -1).join(',');
@@ -270,14 +274,21 @@ async function main(): Promise<number> {
       pinToCpus(process.pid, OTHER_CPUS);
       log(`pinned: the relay on CPU ${RELAY_CPU}, the emulators and both clients on CPU ${OTHER_CPUS}`);
     }
+    const relayPids = new Map<Relay, number>();
     for (const relay of RELAYS) {
       const proc = await startRelay(relay, emus, dir);
+      relayPids.set(relay, proc.pid);
       if (PIN_RELAY) pinToCpus(proc.pid, RELAY_CPU);
       try {
         results.push(await runPhase(relay, proc, emus, dir));
       } finally {
         await stopBenchProcess(proc);
       }
+    }
+    if (SURVIVORS_DIR) {
+      log('');
+      log('young-generation survivors (BENCH_HEAP_SURVIVORS; the sampler slows the relays: take latencies from a run without it):');
+      for (const [relay, pid] of relayPids) for (const line of survivorLines(SURVIVORS_DIR, pid, relay)) log(line);
     }
     log('');
     log(`added latency per request (TTFT, through the relay − direct) at ${STREAMS} concurrent streams:`);

@@ -58,6 +58,12 @@ function scriptArgs(name: string): string[] {
   return [join(compiledDir, 'bench', 'support', `${name}.js`)];
 }
 
+/** Node arguments that load a script of bench/support before the main one (`node --import`). */
+function preloadArgs(name: string): string[] {
+  const args = scriptArgs(name);
+  return BUILD === 'tsx' ? args.flatMap((a, i) => (i === args.length - 1 ? ['--import', a] : [a])) : ['--import', args[0] as string];
+}
+
 /** A scratch directory for logs and config files (removed by `cleanup()` unless BENCH_KEEP=1). */
 export function benchDir(prefix: string): string {
   return mkdtempSync(join(tmpdir(), `melange-bench-${prefix}-`));
@@ -122,13 +128,16 @@ export async function startEmulatorProcess(o: EmulatorProcessOptions): Promise<B
 
 /**
  * Node flags of the router and the bare relay, for finding what a relay spends its time on:
- * BENCH_ROUTER_CPU_PROF=DIR writes a V8 CPU profile to DIR when it stops (chrome://inspect); BENCH_RELAY_NODE_ARGS
- * adds flags, space-separated (e.g. `--trace-gc-nvp`: every GC with its phases, in the process's log).
+ * BENCH_ROUTER_CPU_PROF=DIR writes a V8 CPU profile to DIR when it stops (chrome://inspect);
+ * BENCH_HEAP_SURVIVORS=DIR preloads survivor-sampler.ts (what the young-generation collections copy, by
+ * allocating function, written to DIR); BENCH_RELAY_NODE_ARGS adds flags, space-separated (e.g. `--trace-gc-nvp`:
+ * every GC with its phases, in the process's log).
  */
 function relayNodeArgs(): string[] {
   const dir = process.env['BENCH_ROUTER_CPU_PROF'];
   const extra = (process.env['BENCH_RELAY_NODE_ARGS'] ?? '').split(' ').filter((x) => x !== '');
-  return [...extra, ...(dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [])];
+  const survivors = process.env['BENCH_HEAP_SURVIVORS'] ? preloadArgs('survivor-sampler') : [];
+  return [...extra, ...survivors, ...(dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [])];
 }
 
 export interface RouterProcessOptions {

@@ -157,6 +157,7 @@ export const ChartValues = z
         shutdownGraceMs: RouterDefaultsFields.shutdownGraceMs,
         preStopSleepSeconds: RouterDefaultsFields.preStopSleepSeconds,
         workers: RouterDefaultsFields.workers,
+        maxSemiSpaceSizeMiB: RouterDefaultsFields.maxSemiSpaceSizeMiB,
         resources: RouterDefaultsFields.resources,
         serviceAccountName: RouterDefaultsFields.serviceAccountName,
         imagePullSecrets: RouterDefaultsFields.imagePullSecrets,

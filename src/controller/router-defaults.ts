@@ -45,6 +45,8 @@ export const BUILTIN_ROUTER_DEFAULTS = {
   shutdownGraceMs: 30_000,
   preStopSleepSeconds: 5,
   workers: 1,
+  /** docs/benchmarks.md: p99 added latency ~18% lower than Node's default (16) under 200 streams, ~3% more CPU. */
+  maxSemiSpaceSizeMiB: 4,
   resources: { requests: { cpu: '250m', memory: '128Mi' }, limits: { memory: '512Mi' } },
   serviceAccountName: '',
   imagePullSecrets: [] as Array<{ name: string }>,
@@ -94,6 +96,14 @@ export const RouterDefaultsFields = {
     .default(B.workers)
     .describe(
       'Router `--workers`: processes per router pod sharing its port (the primary sums their metrics). More than 1 spreads the relaying of hundreds of concurrent streams over several cores; give the pods as many CPUs (resources.requests.cpu).',
+    ),
+  maxSemiSpaceSizeMiB: z
+    .int()
+    .min(0)
+    .max(256)
+    .default(B.maxSemiSpaceSizeMiB)
+    .describe(
+      "V8 young-generation semi-space of each router process (`node --max-semi-space-size`, MiB); 0 leaves Node's default (16 on 64-bit). Smaller means shorter, more frequent young-generation pauses, which a request arriving during one waits for: at 4 the router's p99 added latency under 200 streams was ~18% lower than at the default, for ~3% more CPU.",
     ),
   resources: RouterResourcesSchema.default(structuredClone(B.resources) as RouterResources),
   serviceAccountName: z

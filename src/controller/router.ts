@@ -225,6 +225,13 @@ export const ROUTER_SETTINGS_HASH_ANNOTATION = 'melange.dev/router-settings-hash
 /** Where the router image keeps the CLI (the Dockerfile's layout; the operator runs the same file). */
 export const ROUTER_ENTRYPOINT = ['node', '/app/bin/melangectl.js', 'router'] as const;
 
+/** `node` then its own flags (before the script), then the rest of ROUTER_ENTRYPOINT. */
+export function routerCommand(d: Pick<RouterDefaults, 'maxSemiSpaceSizeMiB'>): string[] {
+  const [node, ...rest] = ROUTER_ENTRYPOINT;
+  // --workers forks inherit the primary's node flags (cluster's execArgv defaults to process.execArgv).
+  return [node, ...(d.maxSemiSpaceSizeMiB > 0 ? [`--max-semi-space-size=${d.maxSemiSpaceSizeMiB}`] : []), ...rest];
+}
+
 /**
  * The router Deployment. The config is mounted from the ConfigMap and hot-reloaded by the router, so a
  * new split does not change the pod template (no restart); a change of the router settings (image, flags,
@@ -250,7 +257,7 @@ export function buildRouterDeployment(service: LLMService, defaults: RouterDefau
     image,
     imagePullPolicy: d.imagePullPolicy,
     // node itself is PID 1, so SIGTERM reaches the router's drain.
-    command: [...ROUTER_ENTRYPOINT],
+    command: routerCommand(d),
     args: [
       '--config',
       `${ROUTER_CONFIG_DIR}/${ROUTER_CONFIG_KEY}`,

@@ -2,6 +2,7 @@
 // spec.router.* > flags > file > built-ins, the production router Deployment built from them
 // (src/controller/router.ts), `melangectl controller --router-defaults`, and deploy/ + the chart agreeing
 // with the operator's built-ins.
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -157,7 +158,7 @@ describe('buildRouterDeployment: a production Deployment', () => {
   it('runs `melangectl router` from the image layout, with every setting as a flag the router CLI accepts', () => {
     expect(c.image).toBe('img:1');
     expect(c.imagePullPolicy).toBe('IfNotPresent');
-    expect(c.command).toEqual(['node', '/app/bin/melangectl.js', 'router']);
+    expect(c.command).toEqual(['node', '--max-semi-space-size=4', '/app/bin/melangectl.js', 'router']);
     expect(c.args).toEqual([
       '--config',
       '/etc/melange-router/config.yaml',
@@ -187,11 +188,29 @@ describe('buildRouterDeployment: a production Deployment', () => {
     if (!r.ok) expect(r.errors.join('\n')).toMatch(/workers/);
   });
 
+  it('node runs with the young-generation size of maxSemiSpaceSizeMiB (none: Node\'s default), a flag node accepts', () => {
+    const nodeFlags = (cmd: unknown) => (cmd as string[]).slice(1, (cmd as string[]).indexOf('/app/bin/melangectl.js'));
+    expect(nodeFlags(c.command)).toEqual(['--max-semi-space-size=4']);
+    const at = (n: number) => ((buildRouterDeployment(svc, routerDefaults({ image: 'img:1', maxSemiSpaceSizeMiB: n })).spec.template.spec as Obj).containers[0] as Obj).command;
+    expect(nodeFlags(at(0))).toEqual([]);
+    expect(nodeFlags(at(8))).toEqual(['--max-semi-space-size=8']);
+    // The real node takes the flag (an unknown one would stop the pod at start-up).
+    const r = spawnSync(process.execPath, [...nodeFlags(c.command), '-e', 'process.stdout.write(JSON.stringify(process.execArgv))'], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toContain('--max-semi-space-size=4');
+    for (const bad of ['maxSemiSpaceSizeMiB: -1', 'maxSemiSpaceSizeMiB: 300', 'maxSemiSpaceSizeMiB: 1.5']) {
+      const p = parseRouterDefaults(bad);
+      expect(p.ok, bad).toBe(false);
+      if (!p.ok) expect(p.errors.join('\n')).toMatch(/maxSemiSpaceSizeMiB/);
+    }
+  });
+
   it('the router CLI parses those args (it only fails on the missing config file, before listening)', async () => {
     const missing = join(tmp, 'no-router-config.yaml');
     const args = (c.args as string[]).map((a) => (a === '/etc/melange-router/config.yaml' ? missing : a === '0.0.0.0' ? '127.0.0.1' : a));
     const err: string[] = [];
-    expect(await main([...(c.command as string[]).slice(2), ...args], { out: () => {}, err: (t) => err.push(t) })).toBe(2);
+    const command = c.command as string[];
+    expect(await main([...command.slice(command.indexOf('/app/bin/melangectl.js') + 1), ...args], { out: () => {}, err: (t) => err.push(t) })).toBe(2);
     expect(err.join('\n')).toContain('no-router-config.yaml');
     expect(err.join('\n')).not.toMatch(/Unknown option|must be/);
     expect(c.ports).toEqual([
