@@ -63,7 +63,7 @@ import { PAPER_BUCKETS } from '../src/api/catalog.js';
 import { requestBody } from '../src/loadgen/index.js';
 import type { RouterConfigInput } from '../src/router/config.js';
 import { agent, type BgStats, bootstrapDiff, delay, PROBE_HEADER, quantile as q, runBackground, send } from './support/overhead-probes.js';
-import { allowedCpus, type BenchProcess, benchDir, cleanup, cpuSeconds, cpuSecondsOfGroup, pinToCpus, startBareRelayProcess, startEmulatorProcess, startRouterProcess, startScriptProcess, stopAllOnSignal, stopBenchProcess } from './support/processes.js';
+import { allowedCpus, type BenchProcess, benchDir, cleanup, cpuSeconds, cpuSecondsOfGroup, pinToCpus, relayNodeArgs, startBareRelayProcess, startEmulatorProcess, startRouterProcess, startScriptProcess, stopAllOnSignal, stopBenchProcess } from './support/processes.js';
 import { survivorLines } from './support/survivors.js';
 
 const envNum = (name: string, dflt: number): number => {
@@ -260,6 +260,7 @@ async function main(): Promise<number> {
   log(`background: ${STREAMS} concurrent streams through the relay to ${EMULATORS} x ${GPU} emulator(s) at --speed ${BG_SPEED}`);
   log(`probes: ${PROBE_INPUT}-token prompt, ${PROBE_OUTPUT} output tokens, every ${PROBE_INTERVAL_MS} ms for ${SECONDS} s, alternately direct and through the relay (ABBA) to one ${GPU} emulator at --speed ${PROBE_SPEED}`);
   log('all times are real (wall-clock) milliseconds measured by this client');
+  log(`relay node flags: ${relayNodeArgs().join(' ') || '(none)'} (the router pods' flags from the router defaults, then BENCH_RELAY_NODE_ARGS)`);
   stopAllOnSignal();
   const dir = benchDir('router');
   let broken = false;

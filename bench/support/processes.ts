@@ -17,6 +17,8 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { routerCommand } from '../../src/controller/router.js';
+import { routerDefaults } from '../../src/controller/router-defaults.js';
 import { REPO_ROOT, repoPath } from '../../test/support/paths.js';
 import { killTrackedOnExit, liveGroupMembers, startProcess, stopProcess, type ManagedProcess } from '../../test/support/processes.js';
 import { waitFor } from '../../test/support/wait.js';
@@ -133,11 +135,14 @@ export async function startEmulatorProcess(o: EmulatorProcessOptions): Promise<B
  * allocating function, written to DIR); BENCH_RELAY_NODE_ARGS adds flags, space-separated (e.g. `--trace-gc-nvp`:
  * every GC with its phases, in the process's log).
  */
-function relayNodeArgs(): string[] {
+export function relayNodeArgs(): string[] {
   const dir = process.env['BENCH_ROUTER_CPU_PROF'];
+  // The node flags router pods run with (the operator's router defaults), for the bare relay too: the same
+  // runtime for both; a flag repeated in BENCH_RELAY_NODE_ARGS, later on the command line, wins.
+  const shipped = routerCommand(routerDefaults()).slice(1, -2);
   const extra = (process.env['BENCH_RELAY_NODE_ARGS'] ?? '').split(' ').filter((x) => x !== '');
   const survivors = process.env['BENCH_HEAP_SURVIVORS'] ? preloadArgs('survivor-sampler') : [];
-  return [...extra, ...survivors, ...(dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [])];
+  return [...shipped, ...extra, ...survivors, ...(dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [])];
 }
 
 export interface RouterProcessOptions {
