@@ -64,7 +64,7 @@ import { requestBody } from '../src/loadgen/index.js';
 import type { RouterConfigInput } from '../src/router/config.js';
 import { agent, type BgStats, bootstrapDiff, delay, PROBE_HEADER, quantile as q, runBackground, send } from './support/overhead-probes.js';
 import { allowedCpus, type BenchProcess, benchDir, cleanup, cpuSeconds, cpuSecondsOfGroup, pinToCpus, relayNodeArgs, startBareRelayProcess, startEmulatorProcess, startRouterProcess, startScriptProcess, stopAllOnSignal, stopBenchProcess } from './support/processes.js';
-import { survivorLines } from './support/survivors.js';
+import { survivorLines, survivorPids } from './support/survivors.js';
 
 const envNum = (name: string, dflt: number): number => {
   const v = process.env[name];
@@ -289,7 +289,10 @@ async function main(): Promise<number> {
     if (SURVIVORS_DIR) {
       log('');
       log('young-generation survivors (BENCH_HEAP_SURVIVORS; the sampler slows the relays: take latencies from a run without it):');
-      for (const [relay, pid] of relayPids) for (const line of survivorLines(SURVIVORS_DIR, pid, relay)) log(line);
+      // With --workers the router's relaying happens in its workers, which inherit the sampler: report each.
+      const reported = ROUTER_WORKERS > 1 ? [...relayPids].filter(([r]) => r !== 'router') : [...relayPids];
+      for (const [relay, pid] of reported) for (const line of survivorLines(SURVIVORS_DIR, pid, relay)) log(line);
+      if (ROUTER_WORKERS > 1) for (const pid of survivorPids(SURVIVORS_DIR, [...relayPids.values()])) for (const line of survivorLines(SURVIVORS_DIR, pid, `router worker ${pid}`)) log(line);
     }
     log('');
     log(`added latency per request (TTFT, through the relay − direct) at ${STREAMS} concurrent streams:`);

@@ -1,5 +1,5 @@
 /** Reads and prints what survivor-sampler.ts wrote for a relay process (BENCH_HEAP_SURVIVORS=DIR). */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { SurvivorReport } from './survivor-sampler.js';
 
@@ -13,4 +13,13 @@ export function survivorLines(dir: string, pid: number, label: string, top = 12)
     `${label}: ${kb(r.totalBytes)} KiB sampled alive at the end of each ${r.windowMs} ms window (mean of ${r.windows}), by allocating function:`,
     ...r.sites.slice(0, top).map((s) => `  ${kb(s.bytes).padStart(7)} KiB  ${((100 * s.bytes) / r.totalBytes).toFixed(1).padStart(5)}%  ${s.site}`),
   ];
+}
+
+/** Pids of the reports in `dir` other than `except` (a router's --workers). */
+export function survivorPids(dir: string, except: readonly number[]): number[] {
+  return readdirSync(dir)
+    .map((f) => /^(\d+)-survivors\.json$/.exec(f)?.[1])
+    .filter((p): p is string => p !== undefined)
+    .map(Number)
+    .filter((p) => !except.includes(p));
 }

@@ -71,13 +71,16 @@ export class BackendRegistry {
     return [...this.pools.keys()];
   }
 
+  /** Counts a request starting (+1) or ending (-1) on `b`; a removed backend is forgotten when its last one ends. */
+  addInflight(b: Backend, delta: number): void {
+    b.inflight += delta;
+    if (!b.listed && b.inflight <= 0) this.draining.delete(b);
+  }
+
   /** Listed backends, and removed ones until their last in-flight request ends (the in-flight gauge's series). */
   *withInflight(): Generator<Backend> {
     for (const m of this.pools.values()) yield* m.values();
-    for (const b of this.draining) {
-      if (b.inflight > 0) yield b;
-      else this.draining.delete(b);
-    }
+    yield* this.draining;
   }
 
   /** A removed backend listed again while still busy: the same object, so its in-flight count stays right. */

@@ -232,7 +232,7 @@ export class RoutingProxy {
 
   /** The gauge reads these counts when scraped (RouterMetrics.setInflightReader). */
   private inflight(b: Backend, delta: number): void {
-    b.inflight += delta;
+    this.live.backends.addInflight(b, delta);
   }
 
   /** Counts a finished request by the buckets of its actual usage (or the estimate when there is none). */

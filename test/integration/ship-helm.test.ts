@@ -337,7 +337,7 @@ describe('chart: helm install into the test control plane; the operator runs as 
     const router = await waitFor(async () => ignoreNotFound(() => apps.readNamespacedDeployment({ name: 'svc-router', namespace: ns.name })), { what: 'Deployment svc-router', timeoutMs: 30_000 });
     const rc = router.spec?.template.spec?.containers[0];
     expect(rc?.image).toBe(`ghcr.io/melange-operator/melange-operator:0.1.0`);
-    expect(rc?.command).toEqual(['node', '/app/bin/melangectl.js', 'router']);
+    expect(rc?.command).toEqual(['node', '--max-semi-space-size=4', '/app/bin/melangectl.js', 'router']); // values.router.maxSemiSpaceSizeMiB
     expect(rc?.args).toEqual(expect.arrayContaining(['--port', '8080', '--metrics-port', '9090', '--shutdown-grace-ms', '30000']));
     expect(rc?.readinessProbe?.httpGet?.path).toBe('/readyz');
     expect(rc?.securityContext).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });

@@ -37,16 +37,31 @@ describe('BackendRegistry and the in-flight gauge read at scrape time', () => {
     reg.setPool('l4', [A, B]);
     const a = reg.byPool().get('l4')?.find((b) => b.id === A);
     if (!a) throw new Error('no backend');
-    a.inflight = 2;
+    reg.addInflight(a, +1);
+    reg.addInflight(a, +1);
     expect(await scrapeInflight(metrics)).toEqual({ 'l4/127.0.0.1:8001': 2, 'l4/127.0.0.1:8002': 0 });
 
     const removed = reg.setPool('l4', [B]);
     expect(removed).toEqual([a]);
     expect(a.listed).toBe(false);
     expect(await scrapeInflight(metrics)).toEqual({ 'l4/127.0.0.1:8001': 2, 'l4/127.0.0.1:8002': 0 });
-    a.inflight = 0;
+    reg.addInflight(a, -1);
+    expect(await scrapeInflight(metrics)).toEqual({ 'l4/127.0.0.1:8001': 1, 'l4/127.0.0.1:8002': 0 });
+    reg.addInflight(a, -1);
     expect(await scrapeInflight(metrics)).toEqual({ 'l4/127.0.0.1:8002': 0 });
-    expect(await scrapeInflight(metrics)).toEqual({ 'l4/127.0.0.1:8002': 0 });
+  });
+
+  it('forgets a removed backend when its last request ends, scraped or not (nothing accumulates unscraped)', () => {
+    const reg = new BackendRegistry();
+    for (let i = 0; i < 50; i++) {
+      reg.setPool('l4', [`http://127.0.0.1:${9000 + i}`]);
+      const b = reg.byPool().get('l4')?.[0];
+      if (!b) throw new Error('no backend');
+      reg.addInflight(b, +1);
+      reg.setPool('l4', []); // removed while busy
+      reg.addInflight(b, -1);
+    }
+    expect([...reg.withInflight()]).toEqual([]);
   });
 
   it('a backend listed again while still busy is the same object, counted once', async () => {
@@ -55,7 +70,7 @@ describe('BackendRegistry and the in-flight gauge read at scrape time', () => {
     reg.setPool('l4', [A]);
     const a = reg.byPool().get('l4')?.[0];
     if (!a) throw new Error('no backend');
-    a.inflight = 1;
+    reg.addInflight(a, +1);
     reg.removePool('l4');
     expect(reg.byPool().get('l4')).toBeUndefined();
     reg.setPool('l4', [A]);

@@ -127,6 +127,13 @@ describe('SseScanner with "usage": null on every chunk (vLLM with include_usage)
       expect(s.events).toBe(2);
     }
   });
+  it('hands back a chunk of whole events as the same Buffer (no copy, no view)', () => {
+    const s = new SseScanner({ stripUsageChunk: true });
+    const b = Buffer.from(chunk({ choices: [{ delta: { content: 'a' } }], usage: null }) + chunk({ choices: [{ delta: { content: 'b' } }], usage: null }));
+    expect(s.push(b)).toBe(b);
+    const half = Buffer.from('data: {"choices":[]');
+    expect(s.push(half)).toBeUndefined();
+  });
   it('still reads a usage object split over several data lines', () => {
     const s = new SseScanner({ stripUsageChunk: false });
     const ev = 'data: {"choices":[],"usage":\ndata: {"prompt_tokens":3,"completion_tokens":4}}\n\n';
