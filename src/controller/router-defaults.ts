@@ -45,7 +45,7 @@ export const BUILTIN_ROUTER_DEFAULTS = {
   shutdownGraceMs: 30_000,
   preStopSleepSeconds: 5,
   workers: 1,
-  /** docs/benchmarks.md: p99 added latency ~18% lower than Node's default (16) under 200 streams, ~3% more CPU. */
+  /** docs/benchmarks.md: p99 added latency ~18% lower than with 16 (Node's choice on a large host), the same as 1 (its choice at 512Mi). */
   maxSemiSpaceSizeMiB: 4,
   resources: { requests: { cpu: '250m', memory: '128Mi' }, limits: { memory: '512Mi' } },
   serviceAccountName: '',
@@ -103,7 +103,7 @@ export const RouterDefaultsFields = {
     .max(256)
     .default(B.maxSemiSpaceSizeMiB)
     .describe(
-      "V8 young-generation semi-space of each router process (`node --max-semi-space-size`, MiB); 0 leaves Node's default (16 on 64-bit). Smaller means shorter, more frequent young-generation pauses, which a request arriving during one waits for: at 4 the router's p99 added latency under 200 streams was ~18% lower than at the default, for ~3% more CPU.",
+      "V8 young-generation semi-space of each router process (`node --max-semi-space-size`, MiB). 0 leaves it to Node, which derives it from the container's memory limit: 1 MiB under the default 512Mi, 16 MiB from a few GiB up. Smaller means shorter but more frequent young-generation pauses, which a request arriving during one waits for: under 200 streams, 4 gave a lower p99 added latency than 16 in 4 of 4 paired runs (~18%) and about the same as 1 (docs/benchmarks.md); set, it keeps the router's pauses independent of the memory limit.",
     ),
   resources: RouterResourcesSchema.default(structuredClone(B.resources) as RouterResources),
   serviceAccountName: z
