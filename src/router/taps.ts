@@ -26,7 +26,8 @@ const LF = 0x0a;
 const CR = 0x0d;
 const QUOTE = 0x22;
 
-const isJsonSpace = (b: number | undefined) => b === 0x20 || b === 0x09 || b === LF || b === CR;
+/** JSON whitespace inside one SSE line (a raw CR or LF would end the line, and so the look-ahead). */
+const isLineSpace = (b: number | undefined) => b === 0x20 || b === 0x09;
 
 /** Whether `"usage"` starts at `at`. */
 function usageKeyAt(buf: Uint8Array, at: number): boolean {
@@ -34,13 +35,13 @@ function usageKeyAt(buf: Uint8Array, at: number): boolean {
   return buf[at + 1] === 0x75 && buf[at + 2] === 0x73 && buf[at + 3] === 0x61 && buf[at + 4] === 0x67 && buf[at + 5] === 0x65 && buf[at + 6] === QUOTE;
 }
 
-/** Whether the `"usage"` key at `at` is followed by `:` and `{` (JSON whitespace allowed). */
+/** Whether the `"usage"` key at `at` is followed by `:` and `{` on the same line (spaces and tabs allowed). */
 function usageObjectAfterKeyAt(buf: Uint8Array, at: number): boolean {
   let i = at + 7; // past "usage"
-  while (isJsonSpace(buf[i])) i++;
+  while (isLineSpace(buf[i])) i++;
   if (buf[i] !== 0x3a) return false; // ':'
   i++;
-  while (isJsonSpace(buf[i])) i++;
+  while (isLineSpace(buf[i])) i++;
   return buf[i] === 0x7b; // '{'
 }
 

@@ -175,6 +175,20 @@ describe('router over real sockets', () => {
     expect(await counterValue(router, METRIC.inflight, { pool: 'l4' })).toBe(0);
   });
 
+  it('the in-flight series follow a service relabel while a request is in flight, none left under the old labels', async () => {
+    const split = [{ input: 0, output: 0, weights: { a10g: 1 } }];
+    const router = await start({ config: { ...baseConfig(), split } });
+    const held = post(router, '/v1/completions', completion(10, 10, { hold: true }));
+    await until('request held on a10g', () => up.a10g.held() === 1);
+    expect((await router.applyConfig({ ...baseConfig(), service: { namespace: 'demo', name: 'chat-v2' }, split })).ok).toBe(true);
+    const a10g = async () =>
+      (await router.registry.getSingleMetric(METRIC.inflight)!.get()).values.filter((v) => v.labels.pool === 'a10g').map((v) => [v.labels.service, v.value]);
+    expect(await a10g()).toEqual([['chat-v2', 1]]);
+    up.a10g.release();
+    expect((await held).status).toBe(200);
+    expect(await a10g()).toEqual([['chat-v2', 0]]);
+  });
+
   it('streams SSE through in order; strips the usage chunk it asked for; counts actual usage', async () => {
     const router = await start();
     const marks = [up.l4a, up.l4b, up.a100].map((u) => [u, u.seen.length] as const);

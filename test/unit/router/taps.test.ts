@@ -89,6 +89,9 @@ describe('scanEvent (one pass over the bytes of an event, before any decoding)',
     expect(scan('data: {"choices":[{"delta":{"content":"x"}}],"usage":null}\n\n')).toMatchObject({ usageKey: true, usageObject: false });
     expect(scan('data: {"choices":[]}\n\n')).toMatchObject({ usageKey: false, usageObject: false });
     expect(scan('data: {"usage":')).toMatchObject({ end: -1, usageKey: true, usageObject: false });
+    // The look-ahead stays on the key's line: not into the next line, nor past the event's end.
+    expect(scan('data: {"usage":\ndata: {"prompt_tokens":1}}\n\n')).toMatchObject({ usageKey: true, usageObject: false, dataLines: 2 });
+    expect(scan('data: "usage"\n\n: {\n\n')).toMatchObject({ end: 15, usageKey: true, usageObject: false });
   });
   it('looks past a "usage" that is a string value to a later usage key', () => {
     expect(scan('data: {"choices":[{"delta":{"content":"usage"}}],"usage":{"prompt_tokens":2}}\n\n').usageObject).toBe(true);
