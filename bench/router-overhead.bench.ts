@@ -262,6 +262,7 @@ async function main(): Promise<number> {
   log('all times are real (wall-clock) milliseconds measured by this client');
   log(`relay node flags: ${relayNodeArgs().join(' ') || '(none)'} (the router pods' flags from the router defaults, then BENCH_RELAY_NODE_ARGS)`);
   stopAllOnSignal();
+  const startedAt = Date.now();
   const dir = benchDir('router');
   let broken = false;
   const results: PhaseResult[] = [];
@@ -289,10 +290,10 @@ async function main(): Promise<number> {
     if (SURVIVORS_DIR) {
       log('');
       log('young-generation survivors (BENCH_HEAP_SURVIVORS; the sampler slows the relays: take latencies from a run without it):');
-      // With --workers the router's relaying happens in its workers, which inherit the sampler: report each.
-      const reported = ROUTER_WORKERS > 1 ? [...relayPids].filter(([r]) => r !== 'router') : [...relayPids];
-      for (const [relay, pid] of reported) for (const line of survivorLines(SURVIVORS_DIR, pid, relay)) log(line);
-      if (ROUTER_WORKERS > 1) for (const pid of survivorPids(SURVIVORS_DIR, [...relayPids.values()])) for (const line of survivorLines(SURVIVORS_DIR, pid, `router worker ${pid}`)) log(line);
+      // With --workers the router's relaying happens in its workers, which inherit the sampler: each reports.
+      const names = new Map([...relayPids].map(([relay, pid]) => [pid, relay === 'router' && ROUTER_WORKERS > 1 ? 'router primary' : relay]));
+      const pids = new Set([...relayPids.values(), ...survivorPids(SURVIVORS_DIR, startedAt)]); // a relay without a report says so
+      for (const pid of pids) for (const line of survivorLines(SURVIVORS_DIR, pid, names.get(pid) ?? `router worker ${pid}`)) log(line);
     }
     log('');
     log(`added latency per request (TTFT, through the relay − direct) at ${STREAMS} concurrent streams:`);

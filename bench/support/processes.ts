@@ -17,7 +17,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { routerCommand } from '../../src/controller/router.js';
+import { routerNodeFlags } from '../../src/controller/router.js';
 import { routerDefaults } from '../../src/controller/router-defaults.js';
 import { REPO_ROOT, repoPath } from '../../test/support/paths.js';
 import { killTrackedOnExit, liveGroupMembers, startProcess, stopProcess, type ManagedProcess } from '../../test/support/processes.js';
@@ -62,8 +62,8 @@ function scriptArgs(name: string): string[] {
 
 /** Node arguments that load a script of bench/support before the main one (`node --import`). */
 function preloadArgs(name: string): string[] {
-  const args = scriptArgs(name);
-  return BUILD === 'tsx' ? args.flatMap((a, i) => (i === args.length - 1 ? ['--import', a] : [a])) : ['--import', args[0] as string];
+  const args = scriptArgs(name); // [...loader flags (tsx), the script]
+  return [...args.slice(0, -1), '--import', args.at(-1) as string];
 }
 
 /** A scratch directory for logs and config files (removed by `cleanup()` unless BENCH_KEEP=1). */
@@ -139,7 +139,7 @@ export function relayNodeArgs(): string[] {
   const dir = process.env['BENCH_ROUTER_CPU_PROF'];
   // The node flags router pods run with (the operator's router defaults), for the bare relay too: the same
   // runtime for both; a flag repeated in BENCH_RELAY_NODE_ARGS, later on the command line, wins.
-  const shipped = routerCommand(routerDefaults()).slice(1, -2);
+  const shipped = routerNodeFlags(routerDefaults());
   const extra = (process.env['BENCH_RELAY_NODE_ARGS'] ?? '').split(' ').filter((x) => x !== '');
   const survivors = process.env['BENCH_HEAP_SURVIVORS'] ? preloadArgs('survivor-sampler') : [];
   return [...shipped, ...extra, ...survivors, ...(dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [])];

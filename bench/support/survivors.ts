@@ -1,5 +1,5 @@
 /** Reads and prints what survivor-sampler.ts wrote for a relay process (BENCH_HEAP_SURVIVORS=DIR). */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { SurvivorReport } from './survivor-sampler.js';
 
@@ -15,11 +15,9 @@ export function survivorLines(dir: string, pid: number, label: string, top = 12)
   ];
 }
 
-/** Pids of the reports in `dir` other than `except` (a router's --workers). */
-export function survivorPids(dir: string, except: readonly number[]): number[] {
+/** Pids of the reports written to `dir` since `sinceMs` (epoch ms; older ones are another run's). */
+export function survivorPids(dir: string, sinceMs: number): number[] {
   return readdirSync(dir)
-    .map((f) => /^(\d+)-survivors\.json$/.exec(f)?.[1])
-    .filter((p): p is string => p !== undefined)
-    .map(Number)
-    .filter((p) => !except.includes(p));
+    .filter((f) => /^\d+-survivors\.json$/.test(f) && statSync(join(dir, f)).mtimeMs >= sinceMs)
+    .map((f) => Number.parseInt(f, 10));
 }

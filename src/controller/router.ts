@@ -225,11 +225,15 @@ export const ROUTER_SETTINGS_HASH_ANNOTATION = 'melange.dev/router-settings-hash
 /** Where the router image keeps the CLI (the Dockerfile's layout; the operator runs the same file). */
 export const ROUTER_ENTRYPOINT = ['node', '/app/bin/melangectl.js', 'router'] as const;
 
-/** `node` then its own flags (before the script), then the rest of ROUTER_ENTRYPOINT. */
-export function routerCommand(d: Pick<RouterDefaults, 'maxSemiSpaceSizeMiB'>): string[] {
+/** The node flags of a router process (--workers forks inherit them: cluster's execArgv defaults to process.execArgv). */
+export function routerNodeFlags(d: Pick<RouterDefaults, 'maxSemiSpaceSizeMiB'>): string[] {
+  return d.maxSemiSpaceSizeMiB > 0 ? [`--max-semi-space-size=${d.maxSemiSpaceSizeMiB}`] : [];
+}
+
+/** The router container's command: `node`, its flags, then the rest of ROUTER_ENTRYPOINT. */
+export function routerContainerCommand(d: Pick<RouterDefaults, 'maxSemiSpaceSizeMiB'>): string[] {
   const [node, ...rest] = ROUTER_ENTRYPOINT;
-  // --workers forks inherit the primary's node flags (cluster's execArgv defaults to process.execArgv).
-  return [node, ...(d.maxSemiSpaceSizeMiB > 0 ? [`--max-semi-space-size=${d.maxSemiSpaceSizeMiB}`] : []), ...rest];
+  return [node, ...routerNodeFlags(d), ...rest];
 }
 
 /**
@@ -257,7 +261,7 @@ export function buildRouterDeployment(service: LLMService, defaults: RouterDefau
     image,
     imagePullPolicy: d.imagePullPolicy,
     // node itself is PID 1, so SIGTERM reaches the router's drain.
-    command: routerCommand(d),
+    command: routerContainerCommand(d),
     args: [
       '--config',
       `${ROUTER_CONFIG_DIR}/${ROUTER_CONFIG_KEY}`,

@@ -57,6 +57,9 @@ export function errorBody(message: string, type: string, code: number, param?: s
   return { error: { message, type, param: param ?? null, code } };
 }
 
+/** A listener for the late 'error' events of a stream that is already handled (shared: nothing allocated per use). */
+export const ignoreError = (): void => undefined;
+
 export class BodyTooLarge extends Error {}
 class ClientGone extends Error {}
 

@@ -4,7 +4,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Backend } from './backends.js';
-import { responseHeaders } from './http.js';
+import { ignoreError, responseHeaders } from './http.js';
 import { JsonScanner, SseScanner, type Usage } from './taps.js';
 
 /** Non-streamed response bodies up to this size are also parsed for `usage`. */
@@ -34,8 +34,6 @@ export interface RelayedRequest {
   /** The request's classification: token estimates and the bucket it was routed by. */
   cls: { inputTokens: number; outputTokens: number; input: number; output: number };
 }
-
-const ignoreLateError = (): void => undefined;
 
 /** Relays `upRes` (from `backend`) to `res`; calls hooks.release() and hooks.count() exactly once when it ends. */
 export function relay(upRes: IncomingMessage, res: ServerResponse, backend: Backend, ctx: RelayedRequest, hooks: RelayHooks): void {
@@ -85,7 +83,7 @@ export function relay(upRes: IncomingMessage, res: ServerResponse, backend: Back
     upRes.off('end', onEnd);
     res.off('drain', onDrain);
     upRes.off('error', onUpstreamError);
-    upRes.on('error', ignoreLateError); // late errors of a destroyed response
+    upRes.on('error', ignoreError); // late errors of a destroyed response
     hooks.release(backend);
     const tEnd = hooks.now();
     let code = status;

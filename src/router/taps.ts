@@ -101,11 +101,6 @@ export function scanEvent(buf: Uint8Array, from: number, out: EventScan): EventS
   return out;
 }
 
-/** The end of the first SSE event in `buf` from `from`: index just past its blank line, or -1. */
-export function eventEnd(buf: Uint8Array, from = 0): number {
-  return scanEvent(buf, from, { end: -1, dataLines: 0, usageKey: false, usageObject: false }).end;
-}
-
 /** The `data:` payload of one SSE event (multiple data lines joined by \n), or undefined. */
 export function eventData(event: string): string | undefined {
   let data: string | undefined;

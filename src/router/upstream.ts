@@ -4,9 +4,7 @@ import https from 'node:https';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Backend } from './backends.js';
-import { requestHeaders } from './http.js';
-
-const ignoreLateError = (): void => undefined;
+import { ignoreError, requestHeaders } from './http.js';
 
 export type UpstreamResult =
   | { kind: 'response'; upReq: http.ClientRequest; upRes: IncomingMessage }
@@ -66,7 +64,7 @@ export class UpstreamClient {
         upReq.off('socket', onSocket);
         upReq.off('response', onResponse);
         upReq.off('error', onError);
-        upReq.on('error', ignoreLateError);
+        upReq.on('error', ignoreError);
         clearTimeout(timer);
         resolve(r);
       };

@@ -2,7 +2,7 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { describe, expect, it } from 'vitest';
 import { mulberry32 } from '../../../src/common/random.js';
-import { eventData, eventEnd, JsonTap, scanEvent, SseScanner, SseTap } from '../../../src/router/taps.js';
+import { eventData, JsonTap, scanEvent, SseScanner, SseTap } from '../../../src/router/taps.js';
 
 async function through(tap: SseTap | JsonTap, chunks: (string | Buffer)[]): Promise<string> {
   const out: Buffer[] = [];
@@ -19,7 +19,7 @@ const usageChunk = chunk({ choices: [], usage: { prompt_tokens: 120, completion_
 
 describe('SSE parsing helpers', () => {
   it('finds event ends for \\n\\n and \\r\\n\\r\\n', () => {
-    const end = (s: string, from = 0) => eventEnd(Buffer.from(s), from);
+    const end = (s: string, from = 0) => scanEvent(Buffer.from(s), from, { end: -1, dataLines: 0, usageKey: false, usageObject: false }).end;
     expect(end('data: a\n\ndata: b')).toBe(9);
     expect(end('data: a\n\ndata: b\n\n', 9)).toBe(18);
     expect(end('data: a\r\n\r\n')).toBe(11);
