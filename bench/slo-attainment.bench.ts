@@ -49,7 +49,8 @@
 //
 // Knobs (environment): BENCH_SPEED (1), BENCH_REQUESTS (2000), BENCH_RATE (4), BENCH_SEED (1),
 // BENCH_HEADROOM (10), BENCH_SLOS ("120,40"), BENCH_DISTRIBUTION (examples/workloads/mixed-80-20.yaml), BENCH_GUARD (1),
-// BENCH_KEEP=1 (keep the logs and configs in the printed directory).
+// BENCH_KEEP=1 (keep the logs and configs in the printed directory), BENCH_TWIN_ONLY=1 (only the simulated twins of
+// both balancers and the misses among servable requests, in seconds: for trying a routing policy first).
 
 import { writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
@@ -85,6 +86,7 @@ const SLOS = (process.env['BENCH_SLOS'] ?? '120,40').split(',').map(Number).filt
 const DISTRIBUTION = process.env['BENCH_DISTRIBUTION'] ?? repoPath('examples', 'workloads', 'mixed-80-20.yaml');
 const TARGET: Record<number, number> = { 120: 99.95, 40: 99.5 };
 const GUARD = process.env['BENCH_GUARD'] !== '0';
+const TWIN_ONLY = process.env['BENCH_TWIN_ONLY'] === '1';
 
 const POOL: Record<GpuType, string> = { L4: 'l4', A10G: 'a10g', 'A100-80GB': 'a100', 'H100-80GB': 'h100' };
 const TYPE_OF_POOL = Object.fromEntries(Object.entries(POOL).map(([t, p]) => [p, t as GpuType])) as Record<string, GpuType>;
@@ -361,6 +363,33 @@ async function runOnce(balancer: Run['balancer'], plan: Plan, config: RouterConf
   }
 }
 
+/**
+ * BENCH_TWIN_ONLY=1: the simulated twin of both balancers on the plan, no processes (seconds instead of ~35 min):
+ * for trying a routing policy before measuring it. Misses among servable requests are listed by where they went.
+ */
+function twinOnly(plan: Plan, requests: readonly TwinRequest[]): void {
+  const gpuOf = (pool: string) => TYPE_OF_POOL[pool.replace(/-\d+$/, '')]!;
+  const replicaList = plan.replicas.flatMap(({ gpu, count }) => Array.from({ length: count }, (_, n) => ({ pool: `${POOL[gpu]}-${n}`, gpu, url: `http://twin.invalid/${POOL[gpu]}-${n}` })));
+  const byPool: Record<string, string[]> = {};
+  for (const r of replicaList) (byPool[POOL[r.gpu]] ??= []).push(r.url);
+  const types = plan.replicas.map((r) => r.gpu);
+  const isServable = (q: TwinRequest) => types.some((g) => aloneTpotMs(g, q.promptTokens, q.outputTokens) <= plan.sloMs);
+  for (const [balancer, config] of [['ours', oursConfig(plan, byPool)], ['paper', baselineConfig(plan, replicaList)]] as const) {
+    const rs = simulateRun(config, gpuOf, requests, SEED);
+    const met = (r: TwinResult) => r.tpotMs !== undefined && r.tpotMs <= plan.sloMs;
+    const sv = rs.filter((r) => isServable(requests[r.index]!));
+    const misses = sv.filter((r) => !met(r));
+    log(`  twin ${balancer.padEnd(5)}: ${pct((100 * rs.filter(met).length) / rs.length)} of all, ${pct((100 * (sv.length - misses.length)) / sv.length)} of ${sv.length} servable; ` +
+      `guard moved ${rs.filter((r) => r.redirectedFrom !== undefined).length}`);
+    for (const m of misses) {
+      const q = requests[m.index]!;
+      const gpu = m.pool === undefined ? undefined : gpuOf(m.pool);
+      log(`    miss #${q.index} ${q.promptTokens} in / ${q.outputTokens} out on ${m.pool ?? 'none'}${m.redirectedFrom ? ` (from ${m.redirectedFrom})` : ''}: ` +
+        `${ms(m.tpotMs)} ms, alone there ${gpu ? ms(aloneTpotMs(gpu, q.promptTokens, q.outputTokens)) : '-'} ms, best alone ${ms(Math.min(...types.map((g) => aloneTpotMs(g, q.promptTokens, q.outputTokens))))} ms`);
+    }
+  }
+}
+
 /** The router's melange_router_slo_guard_redirects_total, summed; undefined if /metrics could not be read. */
 async function guardRedirects(url: string): Promise<number | undefined> {
   try {
@@ -431,6 +460,10 @@ async function main(): Promise<number> {
       const total = plan.replicas.reduce((s, x) => s + x.count, 0);
       if (total > 16) throw new Error(`${total} replicas: the baseline needs one router pool per replica and the router allows at most 16`);
 
+      if (TWIN_ONLY) {
+        twinOnly(plan, requests);
+        continue;
+      }
       const emulators: BenchProcess[] = [];
       const replicaList: { pool: string; gpu: GpuType; url: string }[] = [];
       const byPool: Record<string, string[]> = {};

@@ -2,14 +2,17 @@
  * A "simulated twin" of one SLO-attainment run: the same requests, the same router configuration and the same
  * replicas, with every replica's engine (src/emulator/engine.ts, the emulator's own state machine) advanced in
  * exact simulated time — no HTTP, no timers, no host. It uses the router's own pure decision code
- * (resolveSplitTable, SmoothPicker / RandomPicker with the same seed, the SLO guard of slo-guard.ts, least in-flight
- * with a rotating tie-break), so it predicts what the plan and the balancing policy alone produce; the gap to the measured run is what the
- * real processes and the shared machine add. (In the real run a backend's in-flight count drops when its
- * response has been relayed; here when the engine finishes the request — the same instant up to the network.)
+ * (resolveSplitTable, SmoothPicker / RandomPicker with the same seed, the SLO guard of slo-guard.ts, the backend
+ * choice of select.ts with a rotating tie-break), so it predicts what the plan and the balancing policy alone
+ * produce; the gap to the measured run is what the real processes and the shared machine add. (In the real run a
+ * backend's in-flight count drops when its response has been relayed and its pending prefill when the first
+ * event has; here when the engine finishes the request and produces its first token — the same instants up to
+ * the network.)
  */
 import { bucketIndex } from '../../src/router/buckets.js';
 import { validateConfig, type RouterConfigInput } from '../../src/router/config.js';
 import { mulberry32 } from '../../src/common/random.js';
+import { leastLoaded, type BackendView } from '../../src/router/select.js';
 import { guardPool, poolLatencyModels } from '../../src/router/slo-guard.js';
 import { capacityWeights, RandomPicker, resolveSplitTable, SmoothPicker, bucketKey, type PoolPicker } from '../../src/router/weights.js';
 import { Engine, contextError, enginePerf, paperTpot, type FinishedRequest, type GpuType, type Step } from '../../src/emulator/index.js';
@@ -32,11 +35,15 @@ export interface TwinResult {
   tpotMs: number | undefined;
 }
 
-class Replica {
+class Replica implements BackendView {
   readonly engine: Engine;
   step: Step | undefined;
   vt = 0;
   inflight = 0;
+  pendingPrefillTokens = 0;
+  readonly ejectedUntil = 0;
+  /** Prompt tokens of the requests without a first token yet, by id. */
+  private readonly prefilling = new Map<string, number>();
   constructor(readonly id: string, readonly pool: string, gpu: GpuType) {
     this.engine = new Engine(enginePerf(gpu));
   }
@@ -57,11 +64,23 @@ class Replica {
       const out = this.engine.complete(this.step);
       this.vt = this.step.end;
       this.step = undefined;
+      for (const tok of out.tokens) {
+        if (!tok.first) continue;
+        this.pendingPrefillTokens -= this.prefilling.get(tok.id) ?? 0;
+        this.prefilling.delete(tok.id);
+      }
       for (const f of out.finished) {
         this.inflight--;
         onFinished(f);
       }
     }
+  }
+
+  add(req: TwinRequest): void {
+    this.inflight++;
+    this.pendingPrefillTokens += req.promptTokens;
+    this.prefilling.set(String(req.index), req.promptTokens);
+    this.engine.add({ id: String(req.index), inputTokens: req.promptTokens, outputTokens: req.outputTokens, arrival: req.arrival });
   }
 }
 
@@ -106,16 +125,11 @@ export function simulateRun(
     const result: TwinResult = { index: req.index, pool, tpotMs: undefined, ...(decision?.redirectedFrom !== undefined ? { redirectedFrom: decision.redirectedFrom } : {}) };
     results.set(req.index, result);
     if (pool === undefined) continue;
-    const reps = byPool.get(pool)!;
-    let min = Infinity;
-    for (const r of reps) min = Math.min(min, r.inflight);
-    const tied = reps.filter((r) => r.inflight === min);
     const t = ties.get(pool) ?? 0;
     ties.set(pool, t + 1);
-    const rep = tied[t % tied.length]!;
+    const rep = leastLoaded(byPool.get(pool)!, { now: 0, tieBreak: t })!;
     if (contextError(rep.engine.perf, req.promptTokens, req.outputTokens)) continue; // the emulator's 400
-    rep.inflight++;
-    rep.engine.add({ id: String(req.index), inputTokens: req.promptTokens, outputTokens: req.outputTokens, arrival: req.arrival });
+    rep.add(req);
   }
   for (const rep of all) rep.advance(Infinity, onFinished);
   return [...results.values()].sort((a, b) => a.index - b.index);

@@ -1,8 +1,9 @@
-/** The live set of backends per pool, with per-backend in-flight counts (mutable state of the router). */
+/** The live set of backends per pool, with per-backend load counts (mutable state of the router). */
 import type { BackendView } from './select.js';
 
 export class Backend implements BackendView {
   inflight = 0;
+  pendingPrefillTokens = 0;
   ejectedUntil = 0;
   /** Still listed by its pool's source (a removed backend may finish its in-flight requests). */
   listed = true;
@@ -75,6 +76,14 @@ export class BackendRegistry {
   addInflight(b: Backend, delta: number): void {
     b.inflight += delta;
     if (!b.listed && b.inflight <= 0) this.draining.delete(b);
+  }
+
+  /**
+   * Counts prompt tokens sent to `b` (+) and their first output token coming back (-). Never below zero: a
+   * request's share is taken off exactly once, but a negative count would make a backend look idler than idle.
+   */
+  addPendingPrefill(b: Backend, delta: number): void {
+    b.pendingPrefillTokens = Math.max(0, b.pendingPrefillTokens + delta);
   }
 
   /** Listed backends, and removed ones until their last in-flight request ends (the in-flight gauge's series). */

@@ -9,7 +9,7 @@ import { BackendRegistry } from './backends.js';
 import { diffConfig, parseConfigText, validateConfig, type ConfigDiff, type ConfigResult, type PoolConfig, type RouterConfig } from './config.js';
 import { ConfigFileWatcher } from './config-watch.js';
 import type { BackendSource, SourceFactory } from './discovery.js';
-import type { InflightSample, RouterMetrics } from './metrics.js';
+import type { BackendLoadSample, RouterMetrics } from './metrics.js';
 import { OutputLengthEstimator } from './output-estimate.js';
 import { poolLatencyModels } from './slo-guard.js';
 import { normaliseWeights, RandomPicker, resolveSplitTable, SmoothPicker, type PoolPicker, type ResolvedWeights } from './weights.js';
@@ -65,12 +65,14 @@ export class LiveConfig {
   constructor(private readonly o: LiveConfigOptions) {
     this.log = o.log;
     this.metrics = o.metrics;
-    this.metrics.setInflightReader(() => this.inflightSamples());
+    this.metrics.setBackendLoadReader(() => this.loadSamples());
   }
 
-  private *inflightSamples(): Generator<InflightSample> {
+  private *loadSamples(): Generator<BackendLoadSample> {
     const { namespace, service } = this.svcLabels();
-    for (const b of this.backends.withInflight()) yield { labels: { namespace, service, pool: b.pool, backend: b.label }, value: b.inflight };
+    for (const b of this.backends.withInflight()) {
+      yield { labels: { namespace, service, pool: b.pool, backend: b.label }, inflight: b.inflight, pendingPrefillTokens: b.pendingPrefillTokens };
+    }
   }
 
   /** The snapshot in force; set once load() has resolved. */

@@ -10,6 +10,7 @@ export const METRIC = {
   ttft: 'melange_router_ttft_seconds',
   tpot: 'melange_router_tpot_seconds',
   inflight: 'melange_router_inflight',
+  pendingPrefill: 'melange_router_pending_prefill_tokens',
   retries: 'melange_router_retries_total',
   upstreamErrors: 'melange_router_upstream_errors_total',
   rejected: 'melange_router_rejected_total',
@@ -33,11 +34,14 @@ export interface ServiceLabels {
   service: string;
 }
 
-/** One series of the in-flight gauge. */
-export interface InflightSample {
+/** One backend's load, as the per-backend gauges show it. */
+export interface BackendLoadSample {
   labels: { namespace: string; service: string; pool: string; backend: string };
-  value: number;
+  inflight: number;
+  pendingPrefillTokens: number;
 }
+
+type BackendGauge = Gauge<'namespace' | 'service' | 'pool' | 'backend'>;
 
 export class RouterMetrics {
   readonly registry = new Registry();
@@ -68,15 +72,23 @@ export class RouterMetrics {
     registers: [this.registry],
   });
   /**
-   * Read from the backends' own in-flight counts when scraped (setInflightReader), not updated per request:
-   * prom-client hashes the label set on every set(), ~4 µs, twice per request on the router's hot path.
+   * The per-backend gauges are read from the backends' own counts when scraped (setBackendLoadReader), not
+   * updated per request: prom-client hashes the label set on every set(), ~4 µs, several times per request
+   * on the router's hot path.
    */
-  readonly inflight = new Gauge({
+  readonly inflight: BackendGauge = new Gauge({
     name: METRIC.inflight,
     help: 'Requests in flight per backend.',
     labelNames: ['namespace', 'service', 'pool', 'backend'] as const,
     registers: [this.registry],
-    collect: () => this.collectInflight(),
+    collect: (): void => this.collectLoad(this.inflight, (s) => s.inflight),
+  });
+  readonly pendingPrefill: BackendGauge = new Gauge({
+    name: METRIC.pendingPrefill,
+    help: 'Prompt tokens of the requests in flight per backend whose first output token has not come back yet (for a non-streamed response: until it ends). The router sends a request to the backend of its pool with the fewest.',
+    labelNames: ['namespace', 'service', 'pool', 'backend'] as const,
+    registers: [this.registry],
+    collect: (): void => this.collectLoad(this.pendingPrefill, (s) => s.pendingPrefillTokens),
   });
   readonly retries = new Counter({
     name: METRIC.retries,
@@ -131,18 +143,18 @@ export class RouterMetrics {
     aggregator: 'first',
   });
 
-  private readInflight: (() => Iterable<InflightSample>) | undefined;
+  private readLoad: (() => Iterable<BackendLoadSample>) | undefined;
 
-  /** Where the in-flight gauge reads its values when scraped. */
-  setInflightReader(read: () => Iterable<InflightSample>): void {
-    this.readInflight = read;
+  /** Where the per-backend gauges read their values when scraped. */
+  setBackendLoadReader(read: () => Iterable<BackendLoadSample>): void {
+    this.readLoad = read;
   }
 
-  private collectInflight(): void {
-    if (!this.readInflight) return;
-    this.inflight.reset();
+  private collectLoad(gauge: BackendGauge, value: (s: BackendLoadSample) => number): void {
+    if (!this.readLoad) return;
+    gauge.reset();
     // inc, not set: two backends may share a label set (same host:port under different paths).
-    for (const s of this.readInflight()) this.inflight.inc(s.labels, s.value);
+    for (const s of this.readLoad()) gauge.inc(s.labels, value(s));
   }
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {

@@ -57,7 +57,8 @@ export class RoutingProxy {
     this.relayHooks = {
       now: () => this.now(),
       draining: o.draining,
-      release: (backend) => this.inflight(backend, -1),
+      prefillDone: (backend, promptTokens) => this.live.backends.addPendingPrefill(backend, -promptTokens),
+      release: (backend) => this.live.backends.addInflight(backend, -1),
       streamFailed: (backend, err) => {
         this.metrics.upstreamErrors.inc({ ...this.live.svcLabels(), pool: backend.pool, phase: 'stream' });
         this.log.warn({ backend: backend.label, pool: backend.pool, err: err.message }, 'response stream failed after it started');
@@ -150,13 +151,13 @@ export class RoutingProxy {
         tried.add(plan.backend.id);
         previousPool = plan.pool;
         const backend = plan.backend;
-        this.inflight(backend, +1);
+        this.dispatched(backend, cls.inputTokens, +1);
         const r = await this.upstream.send({ backend, rawUrl, method: 'POST', req, body: upstreamBody, res, connectTimeoutMs: routing.connectTimeoutMs });
         if (r.kind === 'response') {
           relay(r.upRes, res, backend, { t0, stripUsage, cls }, this.relayHooks);
           return;
         }
-        this.inflight(backend, -1);
+        this.dispatched(backend, cls.inputTokens, -1);
         if (r.kind === 'client-gone') {
           this.count(backend.pool, 499, cls.inputTokens, cls.outputTokens, undefined);
           return;
@@ -230,9 +231,13 @@ export class RoutingProxy {
     return t;
   }
 
-  /** The gauge reads these counts when scraped (RouterMetrics.setInflightReader). */
-  private inflight(b: Backend, delta: number): void {
-    this.live.backends.addInflight(b, delta);
+  /**
+   * A request sent to `b` (+1), or taken back before any response (-1): its in-flight slot and its pending
+   * prompt tokens, which backend choice (select.ts leastLoaded) and the gauges read (RouterMetrics.setBackendLoadReader).
+   */
+  private dispatched(b: Backend, promptTokens: number, sign: 1 | -1): void {
+    this.live.backends.addInflight(b, sign);
+    this.live.backends.addPendingPrefill(b, sign * promptTokens);
   }
 
   /** Counts a finished request by the buckets of its actual usage (or the estimate when there is none). */

@@ -16,6 +16,12 @@ export interface RelayHooks {
   now(): number;
   /** The router is shutting down: the response then carries `Connection: close`. */
   draining(): boolean;
+  /**
+   * The request's prompt is no longer pending on the backend: its first token came back (the first SSE
+   * event), or, when there is no such signal (a non-streamed response), the response is over. Called once,
+   * before release().
+   */
+  prefillDone(backend: Backend, promptTokens: number): void;
   /** The response is over (completed, failed or abandoned): the backend's in-flight slot is free. */
   release(backend: Backend): void;
   /** The backend's response failed after its status line went out (not a client disconnect). */
@@ -35,7 +41,7 @@ export interface RelayedRequest {
   cls: { inputTokens: number; outputTokens: number; input: number; output: number };
 }
 
-/** Relays `upRes` (from `backend`) to `res`; calls hooks.release() and hooks.count() exactly once when it ends. */
+/** Relays `upRes` (from `backend`) to `res`; calls hooks.prefillDone(), hooks.release() and hooks.count() exactly once each. */
 export function relay(upRes: IncomingMessage, res: ServerResponse, backend: Backend, ctx: RelayedRequest, hooks: RelayHooks): void {
   const status = upRes.statusCode ?? 502;
   const isSse = /text\/event-stream/i.test(String(upRes.headers['content-type'] ?? ''));
@@ -43,8 +49,14 @@ export function relay(upRes: IncomingMessage, res: ServerResponse, backend: Back
   headers['x-melange-pool'] = backend.pool;
   if (hooks.draining()) headers.connection = 'close';
   let tFirst: number | undefined;
+  let prefillPending = true;
+  const prefillDone = () => {
+    if (!prefillPending) return;
+    prefillPending = false;
+    hooks.prefillDone(backend, ctx.cls.inputTokens);
+  };
   const scanner = isSse
-    ? new SseScanner({ stripUsageChunk: ctx.stripUsage, onFirstEvent: () => { tFirst = hooks.now(); } })
+    ? new SseScanner({ stripUsageChunk: ctx.stripUsage, onFirstEvent: () => { tFirst = hooks.now(); prefillDone(); } })
     : new JsonScanner(MAX_USAGE_COPY_BYTES);
   res.writeHead(status, headers);
 
@@ -84,6 +96,7 @@ export function relay(upRes: IncomingMessage, res: ServerResponse, backend: Back
     res.off('drain', onDrain);
     upRes.off('error', onUpstreamError);
     upRes.on('error', ignoreError); // late errors of a destroyed response
+    prefillDone();
     hooks.release(backend);
     const tEnd = hooks.now();
     let code = status;

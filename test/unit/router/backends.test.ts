@@ -13,8 +13,10 @@ async function scrapeInflight(metrics: RouterMetrics): Promise<Record<string, nu
 
 function wire(reg: BackendRegistry): RouterMetrics {
   const metrics = new RouterMetrics();
-  metrics.setInflightReader(function* () {
-    for (const b of reg.withInflight()) yield { labels: { namespace: 'ns', service: 'svc', pool: b.pool, backend: b.label }, value: b.inflight };
+  metrics.setBackendLoadReader(function* () {
+    for (const b of reg.withInflight()) {
+      yield { labels: { namespace: 'ns', service: 'svc', pool: b.pool, backend: b.label }, inflight: b.inflight, pendingPrefillTokens: b.pendingPrefillTokens };
+    }
   });
   return metrics;
 }
@@ -81,6 +83,23 @@ describe('BackendRegistry and the in-flight gauge read at scrape time', () => {
     reg.setPool('a100', [A]);
     expect(reg.byPool().get('a100')?.[0]).not.toBe(a);
     expect(await scrapeInflight(metrics)).toEqual({ 'l4/127.0.0.1:8001': 1, 'a100/127.0.0.1:8001': 0 });
+  });
+
+  it('pending prefill tokens: counted per backend, shown by their own gauge, never below zero', async () => {
+    const reg = new BackendRegistry();
+    const metrics = wire(reg);
+    reg.setPool('l4', [A, B]);
+    const [a, b] = reg.byPool().get('l4') ?? [];
+    if (!a || !b) throw new Error('no backends');
+    reg.addPendingPrefill(a, 900);
+    reg.addPendingPrefill(a, 40);
+    reg.addPendingPrefill(b, 7);
+    const scrape = async () => Object.fromEntries((await metrics.pendingPrefill.get()).values.map((v) => [String(v.labels.backend), v.value]));
+    expect(await scrape()).toEqual({ '127.0.0.1:8001': 940, '127.0.0.1:8002': 7 });
+    reg.addPendingPrefill(a, -900);
+    reg.addPendingPrefill(b, -50); // more taken off than was put on: clamped, not negative
+    expect(await scrape()).toEqual({ '127.0.0.1:8001': 40, '127.0.0.1:8002': 0 });
+    expect(b.pendingPrefillTokens).toBe(0);
   });
 
   it('two backends of a pool under one host:port (different paths) are summed into their series', async () => {

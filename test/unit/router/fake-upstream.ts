@@ -16,6 +16,8 @@ export interface FakeDirectives {
   no_usage?: boolean;
   /** Do not answer until release() is called. */
   hold?: boolean;
+  /** Stream: send the headers and the first event (the first token), the rest only on release(). */
+  hold_after_first?: boolean;
   /** Stream: write this many chunks, then drop the connection (a backend crash mid-response). */
   abort_after?: number;
   /** Stream: write `big_chunks` events of 16 KiB each, stopping early once res.write() returns false. */
@@ -109,8 +111,17 @@ export async function startFakeUpstream(name: string): Promise<FakeUpstream> {
         res.write(': about to crash\n\n', () => res.socket?.destroy()); // once the bytes are out
         return;
       }
-      for (let k = 0; k < n; k++) res.write(`data: ${JSON.stringify({ backend: name, k, choices: [choice(k)], usage: so?.include_usage ? null : undefined })}\n\n`);
-      finish();
+      const event = (k: number) => res.write(`data: ${JSON.stringify({ backend: name, k, choices: [choice(k)], usage: so?.include_usage ? null : undefined })}\n\n`);
+      const rest = (from: number) => {
+        for (let k = from; k < n; k++) event(k);
+        finish();
+      };
+      if (fake.hold_after_first && n > 0) {
+        event(0);
+        waiting.push(() => rest(1));
+        return;
+      }
+      rest(0);
       return;
     }
     const text = Array.from({ length: n }, (_, k) => ` t${k}`).join('');

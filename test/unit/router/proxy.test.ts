@@ -175,6 +175,38 @@ describe('router over real sockets', () => {
     expect(await counterValue(router, METRIC.inflight, { pool: 'l4' })).toBe(0);
   });
 
+  it('sends to the backend with the fewest prompt tokens awaiting prefill, before the fewest in flight', async () => {
+    const router = await start({ config: { ...baseConfig(), split: [{ input: 0, output: 0, weights: { l4: 1 } }] } });
+    const pending = async (u: FakeUpstream) => counterValue(router, METRIC.pendingPrefill, { pool: 'l4', backend: new URL(u.url).host });
+    const stream = (inTokens: number, fake: FakeDirectives) =>
+      fetch(`${router.url}/v1/completions`, { method: 'POST', body: JSON.stringify(completion(inTokens, 5, fake, { stream: true })) }).then((r) => r.text());
+    // A long prompt held before its first token: that backend (x) has 1 in flight and 500 prompt tokens pending.
+    const long = stream(500, { hold: true });
+    const x = await until('the long prompt held', () => (up.l4a.held() === 1 ? up.l4a : up.l4b.held() === 1 ? up.l4b : undefined));
+    const y = x === up.l4a ? up.l4b : up.l4a;
+    expect(await pending(x)).toBe(500);
+    // Two short requests that have had their first token (decoding): y has 2 in flight and nothing pending.
+    const decoding = [stream(10, { hold_after_first: true })];
+    await until('the first short one decoding on y', async () => y.held() === 1 && (await pending(y)) === 0);
+    decoding.push(stream(10, { hold_after_first: true }));
+    await until('the second short one decoding on y', async () => y.held() === 2 && (await pending(y)) === 0);
+    expect(await counterValue(router, METRIC.inflight, { backend: new URL(y.url).host })).toBe(2);
+    // The next one goes to y (0 pending, 2 in flight), not to x (500 pending, 1 in flight). Not streamed: its
+    // prompt stays pending until its response ends, there being no first event to see.
+    const next = post(router, '/v1/completions', completion(10, 5, { hold: true }));
+    await until('the next one held on y', () => y.held() === 3);
+    expect(x.held()).toBe(1);
+    expect(await pending(y)).toBe(10);
+    up.l4a.release();
+    up.l4b.release();
+    expect((await next).status).toBe(200);
+    expect(await long).toContain('[DONE]');
+    for (const d of decoding) expect(await d).toContain('[DONE]');
+    expect(await pending(x)).toBe(0);
+    expect(await pending(y)).toBe(0);
+    expect(await counterValue(router, METRIC.inflight, { pool: 'l4' })).toBe(0);
+  });
+
   it('the in-flight series follow a service relabel while a request is in flight, none left under the old labels', async () => {
     const split = [{ input: 0, output: 0, weights: { a10g: 1 } }];
     const router = await start({ config: { ...baseConfig(), split } });
@@ -280,6 +312,8 @@ describe('router over real sockets', () => {
     expect(other.every((r) => r.pool === 'a100')).toBe(true);
     expect(await counterValue(router, METRIC.retries, { pool: 'l4' })).toBeGreaterThanOrEqual(1);
     expect(await counterValue(router, METRIC.retries, { pool: 'gone' })).toBeGreaterThanOrEqual(1);
+    // the attempts that failed took their prompt tokens back off the dead backends
+    expect(await counterValue(router, METRIC.pendingPrefill, {})).toBe(0);
 
     const none = await post(router, '/v1/completions', completion(500, 400));
     expect(none.status).toBe(503);

@@ -2,12 +2,26 @@ import { describe, expect, it } from 'vitest';
 import { leastLoaded, planAttempt, shouldRetry, type BackendView } from '../../../src/router/select.js';
 import { normaliseWeights, smoothPick, type PoolWeights } from '../../../src/router/weights.js';
 
-const b = (id: string, pool: string, inflight = 0, ejectedUntil = 0): BackendView => ({ id, pool, inflight, ejectedUntil });
+const b = (id: string, pool: string, inflight = 0, ejectedUntil = 0, pendingPrefillTokens = 0): BackendView => ({ id, pool, inflight, ejectedUntil, pendingPrefillTokens });
 
 describe('leastLoaded', () => {
   it('picks the backend with the fewest in-flight requests', () => {
     const bs = [b('x', 'p', 3), b('y', 'p', 1), b('z', 'p', 2)];
     expect(leastLoaded(bs, { now: 0 })?.id).toBe('y');
+  });
+  it('prefers the backend with the fewest prompt tokens awaiting prefill, even with more requests in flight', () => {
+    // x decodes 6 requests with nothing queued; y has one 10,000-token prompt still prefilling.
+    const bs = [b('y', 'p', 1, 0, 10_000), b('x', 'p', 6, 0, 0), b('z', 'p', 2, 0, 40)];
+    expect(leastLoaded(bs, { now: 0 })?.id).toBe('x');
+    expect(leastLoaded(bs, { now: 0, exclude: new Set(['x']) })?.id).toBe('z');
+  });
+  it('between equal pending prefill, the fewest in flight; ties only when both are equal', () => {
+    const bs = [b('x', 'p', 4, 0, 30), b('y', 'p', 2, 0, 30), b('z', 'p', 2, 0, 30), b('w', 'p', 0, 0, 31)];
+    expect([0, 1, 2].map((t) => leastLoaded(bs, { now: 0, tieBreak: t })?.id)).toEqual(['y', 'z', 'y']);
+  });
+  it('an ejected backend stays a last resort however idle it is', () => {
+    const bs = [b('x', 'p', 0, 100, 0), b('y', 'p', 9, 0, 9_000)];
+    expect(leastLoaded(bs, { now: 50 })?.id).toBe('y');
   });
   it('rotates among equally loaded backends by the tie-break counter', () => {
     const bs = [b('x', 'p', 1), b('y', 'p', 1), b('z', 'p', 5)];
