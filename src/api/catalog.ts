@@ -1,5 +1,6 @@
 import { GPUPoolSchema, type GPUPool, type GPUPoolInput } from './gpupool.js';
 import { GPUProfileSchema, type GPUProfile, type GPUProfileInput } from './gpuprofile.js';
+import type { LatencyModelInput } from './latency.js';
 import { API_VERSION } from './meta.js';
 
 /**
@@ -84,6 +85,21 @@ function illustrativeMaxThroughput(gpu: GpuSpec, input: number, output: number, 
   return Number((lo * EFFICIENCY).toPrecision(3));
 }
 
+/**
+ * One request alone on an idle replica (spec.latency, for the router's SLO guard), from the same constants:
+ * the per-request overhead, the prefill and the per-step costs at the efficiency the throughput numbers use.
+ * It is what `melangectl profile` fits on the emulator (whose engine shares these constants) to within ~1%.
+ */
+function illustrativeLatency(gpu: GpuSpec): LatencyModelInput {
+  const sig = (ms: number) => Number(ms.toPrecision(4));
+  return {
+    overheadMillis: sig((REQUEST_OVERHEAD_S / EFFICIENCY) * 1000),
+    prefillMillisPerToken: sig(1000 / (gpu.prefillTokensPerSec * EFFICIENCY)),
+    decodeStepMillis: sig((WEIGHTS_GB / gpu.bandwidthGBs + STEP_OVERHEAD_S) * 1000),
+    decodeMillisPerContextToken: sig((KV_GB_PER_TOKEN / gpu.bandwidthGBs / EFFICIENCY) * 1000),
+  };
+}
+
 const illustrativeMeta = (name: string) => ({
   name,
   labels: { 'app.kubernetes.io/part-of': 'melange' },
@@ -121,6 +137,7 @@ function profileOf(g: GpuSpec): GPUProfileInput {
       maxThroughput: PAPER_BUCKETS.inputEdges.map((i) =>
         PAPER_BUCKETS.outputEdges.map((o) => illustrativeMaxThroughput(g, i, o, CATALOG_TPOT_MILLIS)),
       ),
+      latency: illustrativeLatency(g),
     },
   };
 }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { builtinCatalog, PAPER_BUCKETS } from '../../../src/api/catalog.js';
+import { aloneLatencyMillis } from '../../../src/api/latency.js';
 import { analyticMaxThroughput, enginePerf, GPU_MODELS, GPU_TYPES, type GpuType } from '../../../src/emulator/gpu-models.js';
 import { emulatedMaxThroughput, paperTpot, simulate } from '../../../src/emulator/simulate.js';
 
@@ -24,6 +25,25 @@ describe('GPU models vs the illustrative catalog', () => {
           expect(analyticMaxThroughput(gpu, input, output, 120), `${gpu} ${input}/${output}`).toBe(profile!.spec.maxThroughput[i]![j]);
         }),
       );
+    }
+  });
+
+  it("the catalog's latency models predict one request alone on the emulator's engine within 1.5% at every bucket edge", () => {
+    for (const gpu of GPU_TYPES) {
+      const model = catalog.profiles.find((p) => p.spec.gpuType === gpu)!.spec.latency;
+      expect(model, gpu).toBeDefined();
+      const perf = enginePerf(gpu);
+      let checked = 0;
+      for (const input of PAPER_BUCKETS.inputEdges) {
+        for (const output of PAPER_BUCKETS.outputEdges) {
+          if (input + output > perf.maxModelLen) continue;
+          const alone = simulate(perf, [{ id: 'x', inputTokens: input, outputTokens: output, arrival: 0 }]).finished[0]!;
+          const measuredMs = (alone.finish - alone.arrival) * 1000;
+          expect(Math.abs(aloneLatencyMillis(model!, input, output) / measuredMs - 1), `${gpu} ${input}/${output}: ${measuredMs} ms`).toBeLessThan(0.015);
+          checked++;
+        }
+      }
+      expect(checked, gpu).toBeGreaterThanOrEqual(48);
     }
   });
 
