@@ -17,7 +17,7 @@ import { relay, type RelayHooks } from './relay.js';
 import { planAttempt, shouldRetry } from './select.js';
 import { guardPool } from './slo-guard.js';
 import type { Usage } from './taps.js';
-import type { UpstreamClient } from './upstream.js';
+import type { UpstreamClient, UpstreamResult } from './upstream.js';
 import { bucketKey, capacityWeights, type PoolPicker, type PoolWeights } from './weights.js';
 
 export interface RoutingProxyOptions {
@@ -152,7 +152,15 @@ export class RoutingProxy {
         previousPool = plan.pool;
         const backend = plan.backend;
         this.dispatched(backend, cls.inputTokens, +1);
-        const r = await this.upstream.send({ backend, rawUrl, method: 'POST', req, body: upstreamBody, res, connectTimeoutMs: routing.connectTimeoutMs });
+        let r: UpstreamResult;
+        try {
+          r = await this.upstream.send({ backend, rawUrl, method: 'POST', req, body: upstreamBody, res, connectTimeoutMs: routing.connectTimeoutMs });
+        } catch (err) {
+          // A bug, not a backend failure (send() reports those): still give the slot back, or this backend
+          // would look busy for the rest of the process's life.
+          this.dispatched(backend, cls.inputTokens, -1);
+          throw err;
+        }
         if (r.kind === 'response') {
           relay(r.upRes, res, backend, { t0, stripUsage, cls }, this.relayHooks);
           return;

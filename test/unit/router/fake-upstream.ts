@@ -18,6 +18,8 @@ export interface FakeDirectives {
   hold?: boolean;
   /** Stream: send the headers and the first event (the first token), the rest only on release(). */
   hold_after_first?: boolean;
+  /** Not streamed: send the headers and half of the JSON body, the rest only on release(). */
+  hold_body?: boolean;
   /** Stream: write this many chunks, then drop the connection (a backend crash mid-response). */
   abort_after?: number;
   /** Stream: write `big_chunks` events of 16 KiB each, stopping early once res.write() returns false. */
@@ -132,7 +134,14 @@ export async function startFakeUpstream(name: string): Promise<FakeUpstream> {
       ...(fake.no_usage ? {} : { usage }),
     };
     res.writeHead(200, { 'content-type': 'application/json' });
-    res.end(JSON.stringify(out));
+    const json = JSON.stringify(out);
+    if (fake.hold_body) {
+      const half = Math.floor(json.length / 2);
+      res.write(json.slice(0, half));
+      waiting.push(() => res.end(json.slice(half)));
+      return;
+    }
+    res.end(json);
   }
 
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));

@@ -192,19 +192,35 @@ describe('router over real sockets', () => {
     await until('the second short one decoding on y', async () => y.held() === 2 && (await pending(y)) === 0);
     expect(await counterValue(router, METRIC.inflight, { backend: new URL(y.url).host })).toBe(2);
     // The next one goes to y (0 pending, 2 in flight), not to x (500 pending, 1 in flight). Not streamed: its
-    // prompt stays pending until its response ends, there being no first event to see.
-    const next = post(router, '/v1/completions', completion(10, 5, { hold: true }));
-    await until('the next one held on y', () => y.held() === 3);
+    // prompt stays pending until its response ends, there being no first event to see — even once the
+    // response has begun (headers and half the body relayed to the client).
+    const next = await fetch(`${router.url}/v1/completions`, { method: 'POST', body: JSON.stringify(completion(10, 5, { hold_body: true })) });
+    expect(next.headers.get('x-melange-pool')).toBe('l4');
+    expect(y.held()).toBe(3);
     expect(x.held()).toBe(1);
     expect(await pending(y)).toBe(10);
     up.l4a.release();
     up.l4b.release();
-    expect((await next).status).toBe(200);
+    expect(((await next.json()) as { backend: string }).backend).toBe(y.name);
     expect(await long).toContain('[DONE]');
     for (const d of decoding) expect(await d).toContain('[DONE]');
     expect(await pending(x)).toBe(0);
     expect(await pending(y)).toBe(0);
     expect(await counterValue(router, METRIC.inflight, { pool: 'l4' })).toBe(0);
+  });
+
+  it('a client that leaves before the first token takes its prompt tokens and its slot back (499)', async () => {
+    const router = await start({ config: { ...baseConfig(), split: [{ input: 0, output: 0, weights: { a10g: 1 } }] } });
+    const abort = new AbortController();
+    const sent = fetch(`${router.url}/v1/completions`, { method: 'POST', body: JSON.stringify(completion(300, 5, { hold: true }, { stream: true })), signal: abort.signal }).catch((e: Error) => e);
+    await until('request held on a10g', () => up.a10g.held() === 1);
+    expect(await counterValue(router, METRIC.pendingPrefill, { pool: 'a10g' })).toBe(300);
+    abort.abort();
+    expect(await sent).toBeInstanceOf(Error);
+    await until('499 counted', async () => (await counterValue(router, METRIC.requests, { code: '499', pool: 'a10g' })) === 1);
+    expect(await counterValue(router, METRIC.pendingPrefill, { pool: 'a10g' })).toBe(0);
+    expect(await counterValue(router, METRIC.inflight, { pool: 'a10g' })).toBe(0);
+    up.a10g.release(); // the fake answers a connection nobody listens to any more
   });
 
   it('the in-flight series follow a service relabel while a request is in flight, none left under the old labels', async () => {
@@ -337,6 +353,7 @@ describe('router over real sockets', () => {
     });
     await until('499 counted', async () => (await counterValue(router, METRIC.requests, { code: '499', pool: 'a100' })) === 1);
     expect(await counterValue(router, METRIC.inflight, { pool: 'a100' })).toBe(0);
+    expect(await counterValue(router, METRIC.pendingPrefill, { pool: 'a100' })).toBe(0);
     up.a100.resumeBig(); // nothing is listening any more; the fake's writes just fail
 
     const before = up.a100.seen.length;
