@@ -49,6 +49,7 @@
 //
 // Knobs (environment): BENCH_SPEED (1), BENCH_REQUESTS (2000), BENCH_RATE (4), BENCH_SEED (1),
 // BENCH_HEADROOM (10), BENCH_SLOS ("120,40"), BENCH_DISTRIBUTION (examples/workloads/mixed-80-20.yaml), BENCH_GUARD (1),
+// BENCH_GUARD_THRESHOLD (routing.sloGuard.threshold; the router's default 0.5),
 // BENCH_KEEP=1 (keep the logs and configs in the printed directory), BENCH_TWIN_ONLY=1 (only the simulated twins of
 // both balancers and the misses among servable requests, in seconds: for trying a routing policy first).
 
@@ -87,6 +88,8 @@ const DISTRIBUTION = process.env['BENCH_DISTRIBUTION'] ?? repoPath('examples', '
 const TARGET: Record<number, number> = { 120: 99.95, 40: 99.5 };
 const GUARD = process.env['BENCH_GUARD'] !== '0';
 const TWIN_ONLY = process.env['BENCH_TWIN_ONLY'] === '1';
+/** routing.sloGuard.threshold; unset: the router's default. */
+const GUARD_THRESHOLD = process.env['BENCH_GUARD_THRESHOLD'] ? envNum('BENCH_GUARD_THRESHOLD', 0.5) : undefined;
 
 const POOL: Record<GpuType, string> = { L4: 'l4', A10G: 'a10g', 'A100-80GB': 'a100', 'H100-80GB': 'h100' };
 const TYPE_OF_POOL = Object.fromEntries(Object.entries(POOL).map(([t, p]) => [p, t as GpuType])) as Record<string, GpuType>;
@@ -211,7 +214,7 @@ function oursConfig(plan: Plan, backends: Record<string, string[]>): RouterConfi
     buckets: { inputEdges: [...inputEdges], outputEdges: [...outputEdges] },
     split: plan.result.split.map((s) => ({ input: s.input, output: s.output, weights: s.weights })),
     pools: plan.replicas.map((r) => ({ name: POOL[r.gpu], gpuType: r.gpu, backends: backends[POOL[r.gpu]] ?? [], latency: plan.latency[r.gpu] })),
-    routing: { strategy: 'smooth', ...(GUARD ? { sloGuard: { tpotMillis: plan.sloMs } } : {}) },
+    routing: { strategy: 'smooth', ...(GUARD ? { sloGuard: { tpotMillis: plan.sloMs, ...(GUARD_THRESHOLD !== undefined ? { threshold: GUARD_THRESHOLD } : {}) } } : {}) },
   };
 }
 

@@ -22,8 +22,8 @@ export interface BackendView {
  * prompts queued ahead of it: vLLM schedules running requests before waiting ones, so a 5-token answer that
  * lands behind a 10,000-token prompt waits the whole prefill (~0.7 s on an H100) and misses a 40 ms mean-TPOT
  * SLO by far, whereas one more request decoding alongside slows each step only a little. In the SLO
- * benchmark's simulated twin this rule met the SLO for more requests than fewest-in-flight alone at every
- * seed tried, and never fewer (docs/benchmarks.md).
+ * benchmark's simulated twin this rule met the SLO for more requests than fewest-in-flight alone in 10 of 12
+ * runs (seeds 1-6 x 120 and 40 ms) and as many in the other two (docs/benchmarks.md).
  *
  * Backends ejected after a recent connection failure are used only when no other one is left. Ties are
  * broken by `tieBreak` (a rotating counter), so equally loaded backends take turns.
