@@ -17,7 +17,7 @@ import { relay, type RelayHooks } from './relay.js';
 import { planAttempt, shouldRetry } from './select.js';
 import { guardPool } from './slo-guard.js';
 import type { Usage } from './taps.js';
-import type { UpstreamClient, UpstreamResult } from './upstream.js';
+import type { UpstreamAttempt, UpstreamClient, UpstreamResult } from './upstream.js';
 import { bucketKey, capacityWeights, type PoolPicker, type PoolWeights } from './weights.js';
 
 export interface RoutingProxyOptions {
@@ -138,34 +138,22 @@ export class RoutingProxy {
           pickPool: (w, eligible) => this.pickPool(snap, key, cls, w, eligible),
         });
         if (plan.kind === 'give-up') {
-          const message =
+          this.log.warn({ reason: plan.reason, attempts, input: cls.input, output: cls.output }, 'no backend available');
+          return this.unavailable(res, cls,
             plan.reason === 'no-backend'
               ? `no ready backend for this request's size bucket (input <= ${bucketLabel(snap.config.buckets.inputEdges, cls.input)}, output <= ${bucketLabel(snap.config.buckets.outputEdges, cls.output)} tokens; pools with weight: ${[...resolved.weights.keys()].join(', ') || 'none'})`
-              : `no backend could be reached after ${attempts} attempt(s)${lastError ? `: ${lastError.message}` : ''}`;
-          this.count(undefined, 503, cls.inputTokens, cls.outputTokens, undefined);
-          this.log.warn({ reason: plan.reason, attempts, input: cls.input, output: cls.output }, 'no backend available');
-          return sendJson(res, 503, errorBody(message, 'service_unavailable', 503), { 'retry-after': '1' });
+              : `no backend could be reached after ${attempts} attempt(s)${lastError ? `: ${lastError.message}` : ''}`);
         }
         if (attempts > 0) this.metrics.retries.inc({ ...this.live.svcLabels(), pool: previousPool ?? plan.pool });
         attempts++;
         tried.add(plan.backend.id);
         previousPool = plan.pool;
         const backend = plan.backend;
-        this.dispatched(backend, cls.inputTokens, +1);
-        let r: UpstreamResult;
-        try {
-          r = await this.upstream.send({ backend, rawUrl, method: 'POST', req, body: upstreamBody, res, connectTimeoutMs: routing.connectTimeoutMs });
-        } catch (err) {
-          // A bug, not a backend failure (send() reports those): still give the slot back, or this backend
-          // would look busy for the rest of the process's life.
-          this.dispatched(backend, cls.inputTokens, -1);
-          throw err;
-        }
+        const r = await this.attempt(cls.inputTokens, { backend, rawUrl, method: 'POST', req, body: upstreamBody, res, connectTimeoutMs: routing.connectTimeoutMs });
         if (r.kind === 'response') {
           relay(r.upRes, res, backend, { t0, stripUsage, cls }, this.relayHooks);
           return;
         }
-        this.dispatched(backend, cls.inputTokens, -1);
         if (r.kind === 'client-gone') {
           this.count(backend.pool, 499, cls.inputTokens, cls.outputTokens, undefined);
           return;
@@ -179,8 +167,7 @@ export class RoutingProxy {
             this.count(backend.pool, 499, cls.inputTokens, cls.outputTokens, undefined);
             return;
           }
-          this.count(undefined, 503, cls.inputTokens, cls.outputTokens, undefined);
-          return sendJson(res, 503, errorBody(`no backend could be reached after ${attempts} attempt(s): ${r.error.message}`, 'service_unavailable', 503), { 'retry-after': '1' });
+          return this.unavailable(res, cls, `no backend could be reached after ${attempts} attempt(s): ${r.error.message}`);
         }
       }
     } finally {
@@ -240,12 +227,31 @@ export class RoutingProxy {
   }
 
   /**
-   * A request sent to `b` (+1), or taken back before any response (-1): its in-flight slot and its pending
-   * prompt tokens, which backend choice (select.ts leastLoaded) and the gauges read (RouterMetrics.setBackendLoadReader).
+   * One upstream attempt, holding the backend's in-flight slot and the request's pending prompt tokens (which
+   * backend choice, select.ts leastLoaded, and the gauges read) while it is open. They are given back here when
+   * no response came — a failure, a client that left, or a throw, which would otherwise leave the backend
+   * looking busy for the life of the process — and by relay() (hooks prefillDone and release) when one did.
    */
-  private dispatched(b: Backend, promptTokens: number, sign: 1 | -1): void {
-    this.live.backends.addInflight(b, sign);
-    this.live.backends.addPendingPrefill(b, sign * promptTokens);
+  private async attempt(promptTokens: number, a: UpstreamAttempt): Promise<UpstreamResult> {
+    const backends = this.live.backends;
+    backends.addInflight(a.backend, +1);
+    backends.addPendingPrefill(a.backend, promptTokens);
+    let r: UpstreamResult | undefined;
+    try {
+      r = await this.upstream.send(a);
+      return r;
+    } finally {
+      if (r?.kind !== 'response') {
+        backends.addInflight(a.backend, -1);
+        backends.addPendingPrefill(a.backend, -promptTokens);
+      }
+    }
+  }
+
+  /** 503 with Retry-After: no backend took the request; counted under pool "none". */
+  private unavailable(res: ServerResponse, cls: { inputTokens: number; outputTokens: number }, message: string): void {
+    this.count(undefined, 503, cls.inputTokens, cls.outputTokens, undefined);
+    sendJson(res, 503, errorBody(message, 'service_unavailable', 503), { 'retry-after': '1' });
   }
 
   /** Counts a finished request by the buckets of its actual usage (or the estimate when there is none). */
