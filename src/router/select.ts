@@ -20,8 +20,8 @@ export interface BackendView {
  * The least-loaded backend among `backends` not in `exclude`: the fewest prompt tokens still awaiting their
  * prefill, then the fewest requests in flight. Prefill first because a new request starts only after the
  * prompts queued ahead of it: vLLM schedules running requests before waiting ones, so a 5-token answer that
- * lands behind a 10,000-token prompt waits the whole prefill (~0.7 s on an H100) and misses a 40 ms mean-TPOT
- * SLO by far, whereas one more request decoding alongside slows each step only a little. In the SLO
+ * lands behind a 10,000-token prompt waits the whole prefill (~0.7 s on the emulator's H100) and misses a
+ * 40 ms mean-TPOT SLO by far, whereas one more request decoding alongside slows each step only a little. In the SLO
  * benchmark's simulated twin this rule met the SLO for more requests than fewest-in-flight alone in 10 of 12
  * runs (seeds 1-6 x 120 and 40 ms) and as many in the other two (docs/benchmarks.md).
  *
