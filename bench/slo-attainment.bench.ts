@@ -145,8 +145,18 @@ function aloneTpotMs(gpu: GpuType, input: number, output: number): number {
   }
   return v;
 }
+/** Whether an idle replica of one of `types` serves a request of this size within the SLO. */
+const servableSize = (types: readonly GpuType[], input: number, output: number, sloMs: number): boolean =>
+  types.some((g) => aloneTpotMs(g, input, output) <= sloMs);
 const servable = (r: RequestResult, types: readonly GpuType[], sloMs: number): boolean =>
-  types.some((g) => aloneTpotMs(g, r.promptTokens ?? Math.max(7, r.targetInput), r.targetOutput) <= sloMs);
+  servableSize(types, r.promptTokens ?? Math.max(7, r.targetInput), r.targetOutput, sloMs);
+
+/** The GPU type behind a pool name: ours are named by type (`h100`), the baseline's by replica (`h100-2`). */
+const gpuOfPool = (pool: string): GpuType | undefined => TYPE_OF_POOL[pool.replace(/-\d+$/, '')];
+
+/** One entry per replica of the plan, named `<type pool>-<n>` (the baseline's pool names). */
+const replicaNames = (plan: Plan): { pool: string; gpu: GpuType }[] =>
+  plan.replicas.flatMap(({ gpu, count }) => Array.from({ length: count }, (_, n) => ({ pool: `${POOL[gpu]}-${n}`, gpu })));
 
 interface Plan {
   sloMs: number;
@@ -281,7 +291,7 @@ interface Run {
 }
 
 async function runOnce(balancer: Run['balancer'], plan: Plan, config: RouterConfigInput, dir: string, emulators: BenchProcess[], requests: readonly TwinRequest[]): Promise<Run> {
-  const gpuOf = (pool: string) => TYPE_OF_POOL[pool.replace(/-\d+$/, '')]!;
+  const gpuOf = (pool: string) => gpuOfPool(pool)!;
   const attained = (rs: readonly TwinResult[]) => (100 * rs.filter((r) => r.tpotMs !== undefined && r.tpotMs <= plan.sloMs).length) / requests.length;
   const twinResults = simulateRun(config, gpuOf, requests, SEED);
   const twin = attained(twinResults);
@@ -339,7 +349,7 @@ async function runOnce(balancer: Run['balancer'], plan: Plan, config: RouterConf
     const perType: Record<string, TypeStat> = {};
     for (const r of report.results) {
       const pool = pools[r.index];
-      const gpu = pool ? TYPE_OF_POOL[pool.replace(/-\d+$/, '')] : undefined;
+      const gpu = pool ? gpuOfPool(pool) : undefined;
       const st = (perType[gpu ?? 'none'] ??= { requests: 0, meeting: 0, hopeless: 0 });
       st.requests++;
       if (r.meetsSlo) st.meeting++;
@@ -371,12 +381,13 @@ async function runOnce(balancer: Run['balancer'], plan: Plan, config: RouterConf
  * for trying a routing policy before measuring it. Misses among servable requests are listed by where they went.
  */
 function twinOnly(plan: Plan, requests: readonly TwinRequest[]): void {
-  const gpuOf = (pool: string) => TYPE_OF_POOL[pool.replace(/-\d+$/, '')]!;
-  const replicaList = plan.replicas.flatMap(({ gpu, count }) => Array.from({ length: count }, (_, n) => ({ pool: `${POOL[gpu]}-${n}`, gpu, url: `http://twin.invalid/${POOL[gpu]}-${n}` })));
+  const gpuOf = (pool: string) => gpuOfPool(pool)!;
+  // The twin never dials a backend; the URLs only name the replicas.
+  const replicaList = replicaNames(plan).map((r) => ({ ...r, url: `http://twin.invalid/${r.pool}` }));
   const byPool: Record<string, string[]> = {};
   for (const r of replicaList) (byPool[POOL[r.gpu]] ??= []).push(r.url);
   const types = plan.replicas.map((r) => r.gpu);
-  const isServable = (q: TwinRequest) => types.some((g) => aloneTpotMs(g, q.promptTokens, q.outputTokens) <= plan.sloMs);
+  const isServable = (q: TwinRequest) => servableSize(types, q.promptTokens, q.outputTokens, plan.sloMs);
   for (const [balancer, config] of [['ours', oursConfig(plan, byPool)], ['paper', baselineConfig(plan, replicaList)]] as const) {
     const rs = simulateRun(config, gpuOf, requests, SEED);
     const met = (r: TwinResult) => r.tpotMs !== undefined && r.tpotMs <= plan.sloMs;
@@ -471,14 +482,11 @@ async function main(): Promise<number> {
       const replicaList: { pool: string; gpu: GpuType; url: string }[] = [];
       const byPool: Record<string, string[]> = {};
       try {
-        for (const { gpu, count } of plan.replicas) {
-          for (let n = 0; n < count; n++) {
-            const name = `${POOL[gpu]}-${n}`;
-            const e = await startEmulatorProcess({ name: `emu-${sloMs}ms-${name}`, gpu, speed: SPEED, logDir: dir });
-            emulators.push(e);
-            replicaList.push({ pool: name, gpu, url: e.url });
-            (byPool[POOL[gpu]] ??= []).push(e.url);
-          }
+        for (const { pool, gpu } of replicaNames(plan)) {
+          const e = await startEmulatorProcess({ name: `emu-${sloMs}ms-${pool}`, gpu, speed: SPEED, logDir: dir });
+          emulators.push(e);
+          replicaList.push({ pool, gpu, url: e.url });
+          (byPool[POOL[gpu]] ??= []).push(e.url);
         }
         for (const e of emulators) await warmUp(e.url, 2);
         log(`  ${emulators.length} emulator processes up (${emulators.map((e) => e.url.replace('http://127.0.0.1', '')).join(' ')})`);
